@@ -1,0 +1,339 @@
+// Package ring is memlogd's bounded in-memory log: entries are stored in one
+// preallocated byte arena and an index of fixed-size slots, bounded both by
+// the number of entries and by the bytes they hold. Every entry gets a
+// sequence number one greater than the previous one; readers keep their own
+// cursor (the next sequence number they want) and never slow a writer down.
+// A reader that falls behind further than the ring holds learns exactly how
+// many entries it missed.
+package ring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Severity levels as in syslog (RFC 5424 section 6.2.1).
+const (
+	SevEmerg uint8 = iota
+	SevAlert
+	SevCrit
+	SevErr
+	SevWarning
+	SevNotice
+	SevInfo
+	SevDebug
+)
+
+// Flags of an entry.
+const (
+	// FlagTruncated marks a line cut at the maximum line length; the rest
+	// of that line was dropped.
+	FlagTruncated uint8 = 1 << iota
+	// FlagPartial marks a last line that had no newline at end of stream.
+	FlagPartial
+	// FlagHasPID says PID is meaningful.
+	FlagHasPID
+	// FlagRaw marks a syslog message kept as raw text because it could not
+	// be parsed.
+	FlagRaw
+)
+
+// MaxSourceLen and MaxSDLen bound the variable parts of an entry other than
+// the message, which the caller bounds.
+const (
+	MaxSourceLen = 255
+	MaxSDLen     = 4096
+)
+
+// Entry is one log entry. Byte slices returned by the ring point into the
+// reader's Batch and stay valid until the next read into that batch.
+type Entry struct {
+	Seq      uint64
+	Time     int64 // when memlogd received it, Unix nanoseconds
+	OrigTime int64 // sender's own timestamp, Unix nanoseconds; 0 if none
+	Source   []byte
+	Msg      []byte
+	SD       []byte // RFC 5424 structured data as sent, if any
+	PID      int32
+	Facility uint8
+	Severity uint8
+	Flags    uint8
+}
+
+// size is the number of arena bytes an entry occupies (at least one, so an
+// empty entry still has a position).
+func (e *Entry) size() int {
+	n := len(e.Source) + len(e.Msg) + len(e.SD)
+	if n == 0 {
+		n = 1
+	}
+	return n
+}
+
+type slot struct {
+	time     int64
+	origTime int64
+	off      int
+	msgLen   uint32
+	srcLen   uint16
+	sdLen    uint16
+	pid      int32
+	facility uint8
+	severity uint8
+	flags    uint8
+}
+
+// ErrClosed is returned by Wait after Close.
+var ErrClosed = errors.New("ring closed")
+
+// Ring is safe for concurrent use by any number of writers and readers.
+type Ring struct {
+	mu     sync.Mutex
+	arena  []byte
+	slots  []slot
+	first  uint64 // oldest sequence number held
+	next   uint64 // sequence number of the next entry appended
+	wpos   int    // arena write position
+	wake   chan struct{}
+	closed bool
+}
+
+// Config bounds a ring.
+type Config struct {
+	MaxEntries int // at least 1
+	MaxBytes   int // arena bytes for source+msg+sd of all entries
+}
+
+// MinBytes is the smallest arena accepted: it must hold at least one
+// entry of the largest size the caller will append.
+const MinBytes = 4096
+
+// New makes a ring. Sequence numbers start at 1, so that a cursor of 0
+// means "before everything".
+func New(c Config) (*Ring, error) {
+	if c.MaxEntries < 1 {
+		return nil, fmt.Errorf("ring: max entries %d: must be at least 1", c.MaxEntries)
+	}
+	if c.MaxBytes < MinBytes {
+		return nil, fmt.Errorf("ring: max bytes %d: must be at least %d", c.MaxBytes, MinBytes)
+	}
+	return &Ring{
+		arena: make([]byte, c.MaxBytes),
+		slots: make([]slot, c.MaxEntries),
+		first: 1,
+		next:  1,
+	}, nil
+}
+
+// Bounds returns the oldest sequence number held and the next one to be
+// assigned; the ring holds [first, next).
+func (r *Ring) Bounds() (first, next uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.first, r.next
+}
+
+// Append adds entries in order, assigning their sequence numbers (the Seq
+// field of the arguments is ignored), evicting the oldest entries as
+// needed. It never blocks on readers. Entries larger than the arena are
+// cut: the message is shortened and marked truncated. It returns the
+// sequence number given to the last entry.
+func (r *Ring) Append(es ...Entry) uint64 {
+	r.mu.Lock()
+	for i := range es {
+		r.appendLocked(&es[i])
+	}
+	last := r.next - 1
+	if r.wake != nil {
+		close(r.wake)
+		r.wake = nil
+	}
+	r.mu.Unlock()
+	return last
+}
+
+func (r *Ring) appendLocked(e *Entry) {
+	src, sd, msg := e.Source, e.SD, e.Msg
+	flags := e.Flags
+	if len(src) > MaxSourceLen {
+		src = src[:MaxSourceLen]
+	}
+	if len(sd) > MaxSDLen {
+		sd = nil
+	}
+	if room := len(r.arena) - len(src) - len(sd); len(msg) > room {
+		msg = msg[:room]
+		flags |= FlagTruncated
+	}
+	n := len(src) + len(sd) + len(msg)
+	if n == 0 {
+		n = 1
+	}
+	off := r.alloc(n)
+	p := off
+	p += copy(r.arena[p:], src)
+	p += copy(r.arena[p:], sd)
+	copy(r.arena[p:], msg)
+	r.slots[r.next%uint64(len(r.slots))] = slot{
+		time: e.Time, origTime: e.OrigTime, off: off,
+		msgLen: uint32(len(msg)), srcLen: uint16(len(src)), sdLen: uint16(len(sd)),
+		pid: e.PID, facility: e.Facility, severity: e.Severity, flags: flags,
+	}
+	r.next++
+	r.wpos = off + n
+}
+
+// alloc returns the arena offset where n contiguous bytes may be written,
+// evicting the oldest entries until both bounds hold for one more entry.
+func (r *Ring) alloc(n int) int {
+	for {
+		count := r.next - r.first
+		if count == 0 {
+			r.wpos = 0
+			return 0
+		}
+		if count >= uint64(len(r.slots)) {
+			r.first++
+			continue
+		}
+		tail := r.slots[r.first%uint64(len(r.slots))].off
+		if r.wpos > tail {
+			// live bytes are [tail, wpos): free at the end and before tail
+			if len(r.arena)-r.wpos >= n {
+				return r.wpos
+			}
+			if tail >= n {
+				return 0
+			}
+		} else if tail-r.wpos >= n {
+			// wrapped: live bytes are [tail, end) and [0, wpos)
+			return r.wpos
+		}
+		r.first++
+	}
+}
+
+// Batch receives entries copied out of the ring; reuse one per reader so
+// that reading allocates nothing in the steady state.
+type Batch struct {
+	Entries []Entry
+	// Lost is how many entries the reader missed, because they were
+	// evicted, before Entries[0] (or before Next if Entries is empty).
+	Lost uint64
+	// Next is the cursor to pass to the following read.
+	Next uint64
+	buf  []byte
+}
+
+// Read copies entries starting at sequence number cursor (clamped to the
+// oldest entry held) into b: at most maxEntries entries and, beyond the
+// first entry, at most maxBytes bytes. A cursor beyond the newest entry
+// returns an empty batch with Next = cursor.
+func (r *Ring) Read(cursor uint64, b *Batch, maxEntries, maxBytes int) {
+	b.Entries = b.Entries[:0]
+	b.buf = b.buf[:0]
+	b.Lost = 0
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cursor < r.first {
+		b.Lost = r.first - cursor
+		cursor = r.first
+	}
+	if cap(b.buf) < maxBytes {
+		b.buf = make([]byte, 0, maxBytes)
+	}
+	for ; cursor < r.next && len(b.Entries) < maxEntries; cursor++ {
+		s := &r.slots[cursor%uint64(len(r.slots))]
+		n := int(s.srcLen) + int(s.sdLen) + int(s.msgLen)
+		if len(b.buf)+n > maxBytes && len(b.Entries) > 0 {
+			break
+		}
+		start := len(b.buf)
+		b.buf = append(b.buf, r.arena[s.off:s.off+n]...)
+		b.Entries = append(b.Entries, Entry{
+			Seq: cursor, Time: s.time, OrigTime: s.origTime,
+			PID: s.pid, Facility: s.facility, Severity: s.severity, Flags: s.flags,
+		})
+		e := &b.Entries[len(b.Entries)-1]
+		e.Source = b.buf[start : start+int(s.srcLen) : start+int(s.srcLen)]
+		p := start + int(s.srcLen)
+		e.SD = b.buf[p : p+int(s.sdLen) : p+int(s.sdLen)]
+		p += int(s.sdLen)
+		e.Msg = b.buf[p : p+int(s.msgLen) : p+int(s.msgLen)]
+	}
+	// b.buf may have been reallocated by a first oversized entry: the
+	// slices above were taken after each append, so they stay valid.
+	b.Next = cursor
+}
+
+// Meta is what a filter sees of an entry without copying its message.
+type Meta struct {
+	Source   []byte
+	Severity uint8
+	Facility uint8
+}
+
+// TailCursor returns the cursor from which the last n entries matching
+// match (all entries if match is nil) can be read.
+func (r *Ring) TailCursor(n int, match func(Meta) bool) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n <= 0 {
+		return r.next
+	}
+	if match == nil {
+		if r.next-r.first <= uint64(n) {
+			return r.first
+		}
+		return r.next - uint64(n)
+	}
+	c := r.next
+	for c > r.first && n > 0 {
+		s := &r.slots[(c-1)%uint64(len(r.slots))]
+		m := Meta{Source: r.arena[s.off : s.off+int(s.srcLen)], Severity: s.severity, Facility: s.facility}
+		if match(m) {
+			n--
+		}
+		c--
+	}
+	return c
+}
+
+// Wait blocks until an entry with sequence number >= cursor exists, the
+// context is done, or the ring is closed.
+func (r *Ring) Wait(ctx context.Context, cursor uint64) error {
+	r.mu.Lock()
+	if r.next > cursor {
+		r.mu.Unlock()
+		return nil
+	}
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	if r.wake == nil {
+		r.wake = make(chan struct{})
+	}
+	ch := r.wake
+	r.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close wakes every waiter; later Waits that would block return ErrClosed.
+// Appends still work (memlogd may log while shutting down).
+func (r *Ring) Close() {
+	r.mu.Lock()
+	r.closed = true
+	if r.wake != nil {
+		close(r.wake)
+		r.wake = nil
+	}
+	r.mu.Unlock()
+}
