@@ -1,0 +1,53 @@
+# lklog: see README.md. Every target works on a fresh Debian machine with Go;
+# targets that need extra packages install them through scripts/deps.sh.
+GO        ?= go
+BIN       := bin
+CMDS      := memlogd logread
+PKGCMDS   := $(wildcard pkg/*/cmd/*)
+STATICCHECK_VERSION := 2025.1.1
+
+export CGO_ENABLED := 0
+
+.PHONY: all build test test-go test-vm bench lint run demo images fuzz clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	@for d in $(PKGCMDS); do \
+		$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/$$(basename $$d) ./$$d || exit 1; \
+	done
+
+# Go tests (unit, fuzz seeds, integration tests of the built binaries).
+test-go: build
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+# QEMU test cases in test/cases (installs qemu, a Debian kernel and busybox
+# on first use, cached under .cache/).
+test-vm: build
+	$(GO) run ./tools/vmtest -cases test/cases
+
+# Everything: the README's test command.
+test: test-go test-vm
+
+bench: build
+	$(GO) run ./tools/bench
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# The README's main command: boots examples/minimal.yml in QEMU.
+run: build
+	$(GO) run ./tools/vmtest -run examples/minimal.yml
+
+# Local demo without a VM: memlogd on sockets in a temporary directory.
+demo: build
+	./scripts/demo.sh
+
+images: build
+	$(GO) run ./tools/mkimage -out out/images
+
+clean:
+	rm -rf $(BIN) out
