@@ -1,0 +1,357 @@
+// Package image writes the initramfs of a test VM: the test init, busybox,
+// lklog's static binaries, the etc files of the lklog packages a LinuxKit
+// yml puts in its init section, kernel modules, the files of a test case,
+// and the plan the init runs.
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/lklog/lklog/internal/vm/cpio"
+	"github.com/lklog/lklog/internal/vm/guest"
+	"github.com/lklog/lklog/internal/vm/yml"
+)
+
+// Spec is everything an initramfs is made from.
+type Spec struct {
+	Repo     string   // repository root (holds pkg/)
+	BinDir   string   // our static binaries, installed in /usr/bin
+	Init     string   // the test init binary (/init)
+	Busybox  string   // static busybox (/bin/busybox)
+	Modules  []string // host paths of .ko files, in load order
+	Config   *yml.Config
+	CaseDir  string // copied to /test (may be empty)
+	Plan     guest.Plan
+	Applets  []string // busybox --list-full output; filled by Build if nil
+	MaxBytes int64    // refuse larger images; 0 = 256 MiB
+}
+
+// GuestTestDir is where a case's files are in the VM.
+const GuestTestDir = "/test"
+
+// Applets lists busybox's applets with their install paths, by running
+// `busybox --list-full` on the host (a static x86-64 binary).
+func Applets(busybox string) ([]string, error) {
+	out, err := exec.Command(busybox, "--list-full").Output()
+	if err != nil {
+		return nil, fmt.Errorf("image: %s --list-full: %w", busybox, err)
+	}
+	var list []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			list = append(list, l)
+		}
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("image: %s lists no applets", busybox)
+	}
+	return list, nil
+}
+
+// Entries turns the onboot and services sections of a yml into processes.
+// An entry without a command runs its lklog package's default command (the
+// Dockerfile's ENTRYPOINT and CMD), or /usr/bin/<package> when that exists.
+func Entries(repo, binDir string, entries []yml.Entry) ([]guest.Proc, error) {
+	var out []guest.Proc
+	for _, e := range entries {
+		cmd := e.Command
+		if len(cmd) == 0 {
+			pkg, ok := yml.Package(e.Image)
+			if !ok {
+				return nil, fmt.Errorf("image: %s (line %d): no command, and image %s is not an lklog package", e.Name, e.Line, e.Image)
+			}
+			c, err := DefaultCommand(filepath.Join(repo, "pkg", pkg, "Dockerfile"))
+			if err != nil {
+				if _, serr := os.Stat(filepath.Join(binDir, pkg)); serr != nil {
+					return nil, fmt.Errorf("image: %s (line %d): no command: %w", e.Name, e.Line, err)
+				}
+				c = []string{"/usr/bin/" + pkg}
+			}
+			cmd = c
+		}
+		out = append(out, guest.Proc{Name: e.Name, Command: cmd, Env: e.Env})
+	}
+	return out, nil
+}
+
+// DefaultCommand reads the exec-form ENTRYPOINT and CMD of a Dockerfile and
+// returns ENTRYPOINT followed by CMD.
+func DefaultCommand(dockerfile string) ([]string, error) {
+	f, err := os.Open(dockerfile)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var entry, cmd []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		key, rest, _ := strings.Cut(line, " ")
+		var dst *[]string
+		switch strings.ToUpper(key) {
+		case "FROM":
+			entry, cmd = nil, nil // a new stage
+			continue
+		case "ENTRYPOINT":
+			dst = &entry
+		case "CMD":
+			dst = &cmd
+		default:
+			continue
+		}
+		var v []string
+		if err := json.Unmarshal([]byte(strings.TrimSpace(rest)), &v); err != nil {
+			return nil, fmt.Errorf("%s: %s is not in exec form (JSON list): %w", dockerfile, key, err)
+		}
+		*dst = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", dockerfile, err)
+	}
+	all := append(entry, cmd...)
+	if len(all) == 0 {
+		return nil, fmt.Errorf("%s has no ENTRYPOINT or CMD", dockerfile)
+	}
+	return all, nil
+}
+
+// Build writes the initramfs to w.
+func (s *Spec) Build(w io.Writer) error {
+	if s.Applets == nil {
+		a, err := Applets(s.Busybox)
+		if err != nil {
+			return err
+		}
+		s.Applets = a
+	}
+	max := s.MaxBytes
+	if max == 0 {
+		max = 256 << 20
+	}
+	cw := &countWriter{w: w}
+	a := cpio.NewWriter(cw)
+	if err := s.write(a); err != nil {
+		return err
+	}
+	if err := a.Close(); err != nil {
+		return err
+	}
+	if cw.n > max {
+		return fmt.Errorf("image: initramfs is %d bytes, over the %d limit", cw.n, max)
+	}
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (s *Spec) write(a *cpio.Writer) error {
+	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "run", "tmp", "var/log", "var/lib", "root", "lib/modules"} {
+		if err := a.Dir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	steps := []func() error{
+		func() error { return a.Symlink("var/run", "../run") },
+		func() error { return a.CharDev("dev/console", 0o600, 5, 1) },
+		func() error { return a.CharDev("dev/null", 0o666, 1, 3) },
+		func() error { return copyFile(a, s.Init, "init", 0o755) },
+		func() error { return copyFile(a, s.Busybox, "bin/busybox", 0o755) },
+		func() error {
+			return a.File("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\n"))
+		},
+		func() error { return a.File("etc/group", 0o644, []byte("root:x:0:\ntty:x:5:\n")) },
+		func() error { return a.File("etc/hosts", 0o644, []byte("127.0.0.1 localhost lklog\n")) },
+	}
+	for _, st := range steps {
+		if err := st(); err != nil {
+			return err
+		}
+	}
+	ours, err := s.binaries(a)
+	if err != nil {
+		return err
+	}
+	for _, ap := range s.Applets {
+		base := path.Base(ap)
+		if ours[base] || base == "init" || base == "linuxrc" || base == "busybox" {
+			continue
+		}
+		if err := a.Symlink(ap, "/bin/busybox"); err != nil {
+			return err
+		}
+	}
+	if err := s.packageFiles(a); err != nil {
+		return err
+	}
+	var mods []string
+	for i, m := range s.Modules {
+		dst := fmt.Sprintf("lib/modules/%02d-%s", i, filepath.Base(m))
+		if err := copyFile(a, m, dst, 0o644); err != nil {
+			return err
+		}
+		mods = append(mods, "/"+dst)
+	}
+	if s.CaseDir != "" {
+		if err := copyTree(a, s.CaseDir, strings.TrimPrefix(GuestTestDir, "/")); err != nil {
+			return err
+		}
+	}
+	if s.Config != nil {
+		for _, f := range s.Config.Files {
+			mode := uint64(0o644)
+			if f.Mode != "" {
+				m, err := strconv.ParseUint(f.Mode, 8, 32)
+				if err != nil {
+					return fmt.Errorf("image: files %s: mode %q: %w", f.Path, f.Mode, err)
+				}
+				mode = m
+			}
+			if err := a.File(f.Path, uint32(mode), []byte(f.Contents)); err != nil {
+				return err
+			}
+		}
+	}
+	plan := s.Plan
+	plan.Modules = mods
+	js, err := plan.Marshal()
+	if err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	return a.File(guest.PlanPath, 0o644, js)
+}
+
+// binaries installs every executable in BinDir as /usr/bin/NAME and
+// returns their names.
+func (s *Spec) binaries(a *cpio.Writer) (map[string]bool, error) {
+	names := map[string]bool{}
+	ents, err := os.ReadDir(s.BinDir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return names, nil
+		}
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		if err := copyFile(a, filepath.Join(s.BinDir, e.Name()), "usr/bin/"+e.Name(), 0o755); err != nil {
+			return nil, err
+		}
+		names[e.Name()] = true
+	}
+	return names, nil
+}
+
+// packageFiles copies pkg/NAME/etc of each lklog package in the init
+// section to /etc, as LinuxKit unpacks init images into the root.
+func (s *Spec) packageFiles(a *cpio.Writer) error {
+	if s.Config == nil {
+		return nil
+	}
+	var pkgs []string
+	for _, img := range s.Config.Init {
+		if p, ok := yml.Package(img); ok {
+			pkgs = append(pkgs, p)
+		}
+	}
+	sort.Strings(pkgs)
+	for _, p := range pkgs {
+		dir := filepath.Join(s.Repo, "pkg", p)
+		if _, err := os.Stat(dir); err != nil {
+			return fmt.Errorf("image: init image lklog/%s: no package %s: %w", p, dir, err)
+		}
+		etc := filepath.Join(dir, "etc")
+		if _, err := os.Stat(etc); err == nil {
+			if err := copyTree(a, etc, "etc"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func copyFile(a *cpio.Writer, src, dst string, perm uint32) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	if err := a.File(dst, perm, b); err != nil {
+		return fmt.Errorf("image: %s: %w", dst, err)
+	}
+	return nil
+}
+
+// copyTree copies the regular files and directories under src to dst,
+// keeping the executable bits.
+func copyTree(a *cpio.Writer, src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("image: %w", err)
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := path.Join(dst, filepath.ToSlash(rel))
+		info, err := d.Info()
+		if err != nil {
+			return fmt.Errorf("image: %w", err)
+		}
+		switch {
+		case d.IsDir():
+			return a.Dir(target, 0o755)
+		case info.Mode().IsRegular():
+			perm := uint32(0o644)
+			if info.Mode()&0o111 != 0 {
+				perm = 0o755
+			}
+			return copyFile(a, p, target, perm)
+		}
+		return nil
+	})
+}
+
+// Summary lists an initramfs's entry names (for debugging and tests).
+func Summary(img []byte) []string {
+	var names []string
+	for off := 0; off+110 <= len(img); {
+		if !bytes.Equal(img[off:off+6], []byte("070701")) {
+			break
+		}
+		hex := func(i int) int {
+			v, _ := strconv.ParseUint(string(img[off+6+8*i:off+14+8*i]), 16, 32)
+			return int(v)
+		}
+		size, nsize := hex(6), hex(11)
+		name := string(img[off+110 : off+110+nsize-1])
+		if name == "TRAILER!!!" {
+			break
+		}
+		names = append(names, name)
+		off = (off + 110 + nsize + 3) &^ 3
+		off = (off + size + 3) &^ 3
+	}
+	return names
+}

@@ -1,0 +1,103 @@
+package suite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lklog/lklog/internal/vm/guest"
+	"github.com/lklog/lklog/internal/vm/image"
+	"github.com/lklog/lklog/internal/vm/qemu"
+	"github.com/lklog/lklog/internal/vm/yml"
+)
+
+// RunOptions control Boot.
+type RunOptions struct {
+	Interactive   bool          // a shell on the console (stdin is a terminal)
+	FollowSeconds int           // otherwise: seconds of `logread -F`
+	Timeout       time.Duration // hard limit for the VM
+}
+
+// Runnable splits a yml section into the entries the VM can run as plain
+// processes (lklog packages, and busybox images with a command) and the
+// names of the ones it skips (other LinuxKit packages, such as getty,
+// format or mount, whose binaries are not in the VM).
+func Runnable(entries []yml.Entry) (run []yml.Entry, skipped []string) {
+	for _, e := range entries {
+		_, ours := yml.Package(e.Image)
+		img := e.Image
+		if i := strings.LastIndex(img, "/"); i >= 0 {
+			img = img[i+1:]
+		}
+		busybox := strings.HasPrefix(img, "busybox:") || img == "busybox"
+		if ours || (busybox && len(e.Command) > 0) {
+			run = append(run, e)
+		} else {
+			skipped = append(skipped, e.Name+" ("+e.Image+")")
+		}
+	}
+	return run, skipped
+}
+
+// Boot boots a LinuxKit yml (an example image) with the lklog packages it
+// names. A disk is attached when the yml has a format onboot entry.
+func (e *Env) Boot(ctx context.Context, ymlPath string, o RunOptions) error {
+	src, err := os.ReadFile(ymlPath)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	cfg, err := yml.ParseConfig(string(src))
+	if err != nil {
+		return fmt.Errorf("run: %s: %w", ymlPath, err)
+	}
+	onbootY, skipOn := Runnable(cfg.Onboot)
+	servicesY, skipSvc := Runnable(cfg.Services)
+	if skipped := append(skipOn, skipSvc...); len(skipped) > 0 {
+		fmt.Fprintf(e.Out, "vmtest: not run (not lklog packages; the console has a shell instead of getty): %s\n", strings.Join(skipped, ", "))
+	}
+	onboot, err := image.Entries(e.Repo, e.BinDir, onbootY)
+	if err != nil {
+		return err
+	}
+	services, err := image.Entries(e.Repo, e.BinDir, servicesY)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(e.WorkDir, "run")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	plan := guest.Plan{Mode: guest.ModeRun, Onboot: onboot, Services: services, Interactive: o.Interactive, FollowSeconds: o.FollowSeconds}
+	qc := &qemu.Config{QEMU: e.Assets.QEMU, Kernel: e.Assets.Vmlinux, Initrd: filepath.Join(dir, "initrd.cpio"), Interactive: o.Interactive, Timeout: o.Timeout}
+	for _, ob := range cfg.Onboot {
+		if ob.Name == "format" {
+			plan.Disk = true
+			qc.Disk = filepath.Join(dir, "disk.img")
+			if !fileExists(qc.Disk) {
+				if err := MakeDisk(ctx, qc.Disk, 256, ""); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(e.Out, "vmtest: persistent disk %s mounted on /var/log\n", qc.Disk)
+		}
+	}
+	if err := e.writeImage(qc.Initrd, cfg, "", plan); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Out, "vmtest: booting %s (QEMU without KVM: a few seconds)\n", ymlPath)
+	var extra = e.Out
+	if o.Interactive {
+		extra = nil
+	}
+	r, err := qemu.Run(ctx, qc, extra)
+	if err != nil {
+		return err
+	}
+	if r.Verdict == qemu.Timeout {
+		return fmt.Errorf("run: %v", r.Err)
+	}
+	return nil
+}

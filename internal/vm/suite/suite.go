@@ -1,0 +1,319 @@
+// Package suite runs lklog's VM test cases (test/cases/NNN_name/ with a
+// LinuxKit test.yml and a check.sh) and boots example images.
+package suite
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lklog/lklog/internal/vm/fetch"
+	"github.com/lklog/lklog/internal/vm/guest"
+	"github.com/lklog/lklog/internal/vm/image"
+	"github.com/lklog/lklog/internal/vm/qemu"
+	"github.com/lklog/lklog/internal/vm/yml"
+)
+
+// Env is what every VM run shares.
+type Env struct {
+	Repo    string // repository root
+	BinDir  string // static binaries for /usr/bin
+	WorkDir string // scratch space for images and disks
+	Assets  *fetch.Assets
+	InitBin string   // built test init
+	Applets []string // busybox applets
+	Out     io.Writer
+}
+
+// Prepare fetches the assets, builds the test init and lists busybox's
+// applets.
+func Prepare(ctx context.Context, repo, cacheDir string, out io.Writer) (*Env, error) {
+	f := &fetch.Fetcher{CacheDir: filepath.Join(cacheDir, "vm"), Log: func(format string, args ...any) {
+		fmt.Fprintf(out, "vmtest: "+format+"\n", args...)
+	}}
+	assets, err := f.Ensure(ctx)
+	if err != nil {
+		return nil, err
+	}
+	work := filepath.Join(cacheDir, "vmtest")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, fmt.Errorf("suite: %w", err)
+	}
+	initBin := filepath.Join(work, "vminit")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", initBin, "./tools/vminit")
+	build.Dir = repo
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("suite: building the test init: %w\n%s", err, b)
+	}
+	applets, err := image.Applets(assets.Busybox)
+	if err != nil {
+		return nil, err
+	}
+	return &Env{Repo: repo, BinDir: filepath.Join(repo, "bin"), WorkDir: work, Assets: assets, InitBin: initBin, Applets: applets, Out: out}, nil
+}
+
+// Case is one test case folder.
+type Case struct {
+	Name   string // folder name, e.g. 001_memlogd_init
+	Dir    string
+	Config *yml.Config
+	Opts   Options
+}
+
+// Options are a case's "# vmtest:" directives in test.yml, e.g.
+// "# vmtest: disk=64M net timeout=90s".
+type Options struct {
+	DiskMB  int           // 0: no disk; /var/log is tmpfs
+	Net     bool          // user networking
+	Timeout time.Duration // host-side hard limit for the VM
+	MemMB   int
+}
+
+// ParseOptions reads the directive lines of a test.yml.
+func ParseOptions(src string) (Options, error) {
+	o := Options{Timeout: 120 * time.Second, MemMB: 512}
+	for _, line := range strings.Split(src, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "# vmtest:")
+		if !ok {
+			continue
+		}
+		for _, f := range strings.Fields(rest) {
+			k, v, _ := strings.Cut(f, "=")
+			var err error
+			switch k {
+			case "disk":
+				o.DiskMB = 64
+				if v != "" {
+					o.DiskMB, err = strconv.Atoi(strings.TrimSuffix(strings.ToUpper(v), "M"))
+				}
+			case "net":
+				o.Net = true
+			case "timeout":
+				o.Timeout, err = time.ParseDuration(v)
+			case "mem":
+				o.MemMB, err = strconv.Atoi(strings.TrimSuffix(strings.ToUpper(v), "M"))
+			default:
+				return o, fmt.Errorf("unknown vmtest directive %q", f)
+			}
+			if err != nil {
+				return o, fmt.Errorf("vmtest directive %q: %w", f, err)
+			}
+		}
+	}
+	if o.DiskMB < 0 || o.Timeout <= 0 || o.MemMB < 64 {
+		return o, fmt.Errorf("vmtest directives out of range: %+v", o)
+	}
+	return o, nil
+}
+
+// Discover lists the cases under dir (folders with a test.yml), sorted.
+// filter, when not empty, keeps cases whose name contains it.
+func Discover(dir, filter string) ([]*Case, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("suite: %w", err)
+	}
+	var cases []*Case
+	for _, e := range ents {
+		if !e.IsDir() || (filter != "" && !strings.Contains(e.Name(), filter)) {
+			continue
+		}
+		cdir := filepath.Join(dir, e.Name())
+		src, err := os.ReadFile(filepath.Join(cdir, "test.yml"))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("suite: %w", err)
+		}
+		cfg, err := yml.ParseConfig(string(src))
+		if err != nil {
+			return nil, fmt.Errorf("suite: %s: %w", e.Name(), err)
+		}
+		opts, err := ParseOptions(string(src))
+		if err != nil {
+			return nil, fmt.Errorf("suite: %s: %w", e.Name(), err)
+		}
+		if _, err := os.Stat(filepath.Join(cdir, "check.sh")); err != nil {
+			return nil, fmt.Errorf("suite: %s: %w", e.Name(), err)
+		}
+		cases = append(cases, &Case{Name: e.Name(), Dir: cdir, Config: cfg, Opts: opts})
+	}
+	sort.Slice(cases, func(i, j int) bool { return cases[i].Name < cases[j].Name })
+	return cases, nil
+}
+
+// CaseResult is the outcome of one case.
+type CaseResult struct {
+	Case    *Case
+	Pass    bool
+	Elapsed time.Duration
+	Detail  string // why it failed
+	Serial  []byte
+}
+
+// RunCase builds the case's initramfs (and disk), boots it, and runs its
+// host-check.sh when there is one.
+func (e *Env) RunCase(ctx context.Context, c *Case) *CaseResult {
+	start := time.Now()
+	res := &CaseResult{Case: c}
+	fail := func(format string, args ...any) *CaseResult {
+		res.Detail = fmt.Sprintf(format, args...)
+		res.Elapsed = time.Since(start)
+		return res
+	}
+	dir := filepath.Join(e.WorkDir, "cases", c.Name)
+	if err := os.RemoveAll(dir); err != nil {
+		return fail("%v", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail("%v", err)
+	}
+	onboot, err := image.Entries(e.Repo, e.BinDir, c.Config.Onboot)
+	if err != nil {
+		return fail("%v", err)
+	}
+	services, err := image.Entries(e.Repo, e.BinDir, c.Config.Services)
+	if err != nil {
+		return fail("%v", err)
+	}
+	checkLimit := c.Opts.Timeout - 20*time.Second
+	if checkLimit < 10*time.Second {
+		checkLimit = c.Opts.Timeout / 2
+	}
+	plan := guest.Plan{
+		Mode: guest.ModeTest, Onboot: onboot, Services: services,
+		Check: image.GuestTestDir + "/check.sh", CheckTimeout: int(checkLimit / time.Second),
+		Disk: c.Opts.DiskMB > 0, Net: c.Opts.Net,
+	}
+	initrd := filepath.Join(dir, "initrd.cpio")
+	if err := e.writeImage(initrd, c.Config, c.Dir, plan); err != nil {
+		return fail("%v", err)
+	}
+	qc := &qemu.Config{
+		QEMU: e.Assets.QEMU, Kernel: e.Assets.Vmlinux, Initrd: initrd,
+		MemMB: c.Opts.MemMB, Net: c.Opts.Net, Test: true, Timeout: c.Opts.Timeout,
+	}
+	if c.Opts.DiskMB > 0 {
+		qc.Disk = filepath.Join(dir, "disk.img")
+		if err := MakeDisk(ctx, qc.Disk, c.Opts.DiskMB, filepath.Join(c.Dir, "disk")); err != nil {
+			return fail("%v", err)
+		}
+	}
+	r, err := qemu.Run(ctx, qc, nil)
+	if err != nil {
+		return fail("%v", err)
+	}
+	res.Serial = r.Serial
+	serialPath := filepath.Join(dir, "serial.log")
+	if err := os.WriteFile(serialPath, r.Serial, 0o644); err != nil {
+		return fail("%v", err)
+	}
+	if r.Verdict != qemu.Pass {
+		if r.Err != nil {
+			return fail("%s: %v", r.Verdict, r.Err)
+		}
+		return fail("%s (qemu exit code %d)", r.Verdict, r.ExitCode)
+	}
+	if hc := filepath.Join(c.Dir, "host-check.sh"); fileExists(hc) {
+		hctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(hctx, "sh", hc)
+		cmd.Dir = c.Dir
+		cmd.Env = append(os.Environ(), "VMTEST_DISK="+qc.Disk, "VMTEST_SERIAL="+serialPath)
+		out, err := cmd.CombinedOutput()
+		res.Serial = append(res.Serial, []byte("\n--- host-check.sh ---\n")...)
+		res.Serial = append(res.Serial, out...)
+		if err != nil {
+			return fail("host-check.sh: %v", err)
+		}
+	}
+	res.Pass = true
+	res.Elapsed = time.Since(start)
+	return res
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func (e *Env) writeImage(dst string, cfg *yml.Config, caseDir string, plan guest.Plan) error {
+	spec := &image.Spec{
+		Repo: e.Repo, BinDir: e.BinDir, Init: e.InitBin, Busybox: e.Assets.Busybox,
+		Modules: e.Assets.Modules, Config: cfg, CaseDir: caseDir, Plan: plan, Applets: e.Applets,
+	}
+	var buf bytes.Buffer
+	if err := spec.Build(&buf); err != nil {
+		return err
+	}
+	if err := os.WriteFile(dst, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("suite: %w", err)
+	}
+	return nil
+}
+
+// MakeDisk creates an ext4 image of sizeMB, seeded from seedDir when it
+// exists, without root or loop devices (mkfs.ext4 -d).
+func MakeDisk(ctx context.Context, path string, sizeMB int, seedDir string) error {
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	if err := os.Truncate(path, int64(sizeMB)<<20); err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	args := []string{"-q", "-F", "-L", "lklog"}
+	if fileExists(seedDir) {
+		args = append(args, "-d", seedDir)
+	}
+	args = append(args, path)
+	if out, err := exec.CommandContext(ctx, "mkfs.ext4", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("disk: mkfs.ext4 %s: %w: %s", path, err, out)
+	}
+	return nil
+}
+
+// RunAll runs the cases, jobs at a time, printing a line per case as it
+// ends and the serial output of each failed one. It returns the numbers
+// passed and failed.
+func (e *Env) RunAll(ctx context.Context, cases []*Case, jobs int) (passed, failed int) {
+	if jobs < 1 {
+		jobs = 1
+	}
+	sem := make(chan struct{}, jobs)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range cases {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(c *Case) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r := e.RunCase(ctx, c)
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Pass {
+				passed++
+				fmt.Fprintf(e.Out, "PASS %s (%.1fs)\n", c.Name, r.Elapsed.Seconds())
+				return
+			}
+			failed++
+			fmt.Fprintf(e.Out, "FAIL %s (%.1fs): %s\n", c.Name, r.Elapsed.Seconds(), r.Detail)
+			if len(r.Serial) > 0 {
+				fmt.Fprintf(e.Out, "----- %s: serial output -----\n%s\n----- end of %s -----\n", c.Name, bytes.TrimRight(r.Serial, "\n"), c.Name)
+			}
+		}(c)
+	}
+	wg.Wait()
+	return passed, failed
+}

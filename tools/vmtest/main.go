@@ -1,0 +1,97 @@
+// Command vmtest boots lklog's packages in QEMU with a real Debian kernel.
+//
+//	vmtest -cases test/cases [-only NAME] [-j 2]   run the VM test cases
+//	vmtest -run examples/minimal.yml                 boot an example image
+//
+// On first use it installs qemu-system-x86 and e2fsprogs with apt-get and
+// downloads a Debian kernel and busybox-static into .cache/ (see
+// internal/vm/fetch). The binaries in bin/ (make build) go into the VM.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lklog/lklog/internal/vm/suite"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	casesDir := flag.String("cases", "", "run the test cases in this directory")
+	only := flag.String("only", "", "with -cases: run only cases whose name contains this")
+	jobs := flag.Int("j", 2, "with -cases: cases run at a time")
+	boot := flag.String("run", "", "boot this LinuxKit yml with a shell on the console")
+	follow := flag.Int("follow", 5, "with -run and no terminal: seconds of `logread -F` before powering off")
+	cache := flag.String("cache", ".cache", "cache directory (kernel, busybox, images)")
+	flag.Parse()
+	if (*casesDir == "") == (*boot == "") {
+		fmt.Fprintln(os.Stderr, "vmtest: give exactly one of -cases DIR or -run FILE.yml")
+		flag.Usage()
+		return 2
+	}
+	repo, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vmtest:", err)
+		return 1
+	}
+	if _, err := os.Stat(filepath.Join(repo, "go.mod")); err != nil {
+		fmt.Fprintln(os.Stderr, "vmtest: run from the repository root (no go.mod here)")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	start := time.Now()
+	env, err := suite.Prepare(ctx, repo, *cache, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vmtest:", err)
+		return 1
+	}
+	if _, err := os.Stat(filepath.Join(env.BinDir, "memlogd")); err != nil {
+		fmt.Fprintln(os.Stderr, "vmtest: warning: bin/memlogd is missing (run `make build`); cases that need it will fail")
+	}
+	fmt.Printf("vmtest: ready in %.1fs (%s)\n", time.Since(start).Seconds(), env.Assets.Kernel)
+
+	if *boot != "" {
+		_, terr := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
+		o := suite.RunOptions{Interactive: terr == nil, FollowSeconds: *follow, Timeout: time.Duration(*follow)*time.Second + 120*time.Second}
+		if o.Interactive {
+			o.Timeout = 12 * time.Hour
+			fmt.Println("vmtest: the console is this terminal; Ctrl-A x quits QEMU")
+		}
+		if err := env.Boot(ctx, *boot, o); err != nil {
+			fmt.Fprintln(os.Stderr, "vmtest:", err)
+			return 1
+		}
+		return 0
+	}
+
+	cases, err := suite.Discover(*casesDir, *only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vmtest:", err)
+		return 1
+	}
+	if len(cases) == 0 {
+		fmt.Fprintf(os.Stderr, "vmtest: no cases in %s\n", *casesDir)
+		fmt.Println("0 passed, 0 failed")
+		return 1
+	}
+	passed, failed := env.RunAll(ctx, cases, *jobs)
+	fmt.Printf("vmtest: %d cases in %.1fs\n", len(cases), time.Since(start).Seconds())
+	fmt.Printf("%d passed, %d failed\n", passed, failed)
+	if failed > 0 || ctx.Err() != nil {
+		return 1
+	}
+	return 0
+}
