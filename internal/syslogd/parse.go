@@ -298,6 +298,14 @@ func twoDigits(a, b byte, padded bool) (int, bool) {
 // nearest to now (a message sent on Dec 31 and received on Jan 1 belongs
 // to last year). Dates that do not exist in a year (Feb 29) are skipped.
 func nearestYear(now time.Time, mon time.Month, day, h, m, s int, loc *time.Location) (time.Time, bool) {
+	// Fast path: this year's date, when it exists and is within half a
+	// year of now, is the nearest.
+	const halfYear = 182 * 24 * time.Hour
+	if t := time.Date(now.In(loc).Year(), mon, day, h, m, s, 0, loc); t.Day() == day {
+		if d := t.Sub(now); d > -halfYear && d < halfYear {
+			return t, true
+		}
+	}
 	var best time.Time
 	var bestD time.Duration
 	found := false

@@ -2,6 +2,7 @@ package syslogd
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -222,8 +223,8 @@ func TestParseAgreesWithGoSyslog(t *testing.T) {
 	if n < 8 {
 		t.Fatalf("only %d samples compared", n)
 	}
-	if err := safeParse((&format.RFC3164{}).GetParser([]byte("<13>"))); err == nil {
-		t.Log("go-syslog no longer panics on a bare PRI")
+	if err := safeParse((&format.RFC3164{}).GetParser([]byte("<13>"))); !errors.Is(err, errPanic) {
+		t.Logf("go-syslog no longer panics on a bare PRI: %v", err)
 	}
 }
 
