@@ -87,6 +87,9 @@ func run() int {
 		fmt.Println("0 passed, 0 failed")
 		return 1
 	}
+	if lib := filepath.Join(*casesDir, "..", "lib"); dirExists(lib) {
+		env.LibDir = lib
+	}
 	passed, failed := env.RunAll(ctx, cases, *jobs)
 	fmt.Printf("vmtest: %d cases in %.1fs\n", len(cases), time.Since(start).Seconds())
 	fmt.Printf("%d passed, %d failed\n", passed, failed)
@@ -94,4 +97,9 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+func dirExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }

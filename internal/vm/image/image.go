@@ -33,6 +33,7 @@ type Spec struct {
 	Modules  []string // host paths of .ko files, in load order
 	Config   *yml.Config
 	CaseDir  string // copied to /test (may be empty)
+	LibDir   string // shared check helpers, copied to /test/lib (may be empty)
 	Plan     guest.Plan
 	Applets  []string // busybox --list-full output; filled by Build if nil
 	MaxBytes int64    // refuse larger images; 0 = 256 MiB
@@ -40,6 +41,40 @@ type Spec struct {
 
 // GuestTestDir is where a case's files are in the VM.
 const GuestTestDir = "/test"
+
+// PreferPath is a shell file defining a function for each of our binaries
+// that has a busybox applet of the same name. Debian's static busybox runs
+// its own applet for such a name whatever PATH says, so shells in the VM
+// (login shells through /etc/profile, check scripts through
+// test/lib/common.sh) source it to reach /usr/bin/NAME.
+const PreferPath = "/etc/lklog-prefer.sh"
+
+// PreferScript renders the file at PreferPath.
+func PreferScript(names []string) string {
+	var b strings.Builder
+	b.WriteString("# lklog's binaries take precedence over busybox applets of the same name.\n")
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+	for _, n := range sorted {
+		if !shellName(n) {
+			continue
+		}
+		fmt.Fprintf(&b, "%s() { /usr/bin/%s \"$@\"; }\n", n, n)
+	}
+	return b.String()
+}
+
+func shellName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i, c := range n {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
 
 // Applets lists busybox's applets with their install paths, by running
 // `busybox --list-full` on the host (a static x86-64 binary).
@@ -192,14 +227,25 @@ func (s *Spec) write(a *cpio.Writer) error {
 	if err != nil {
 		return err
 	}
+	var clash []string
 	for _, ap := range s.Applets {
 		base := path.Base(ap)
-		if ours[base] || base == "init" || base == "linuxrc" || base == "busybox" {
+		if ours[base] {
+			clash = append(clash, base)
+			continue
+		}
+		if base == "init" || base == "linuxrc" || base == "busybox" {
 			continue
 		}
 		if err := a.Symlink(ap, "/bin/busybox"); err != nil {
 			return err
 		}
+	}
+	if err := a.File(PreferPath, 0o644, []byte(PreferScript(clash))); err != nil {
+		return err
+	}
+	if err := a.File("etc/profile", 0o644, []byte(". "+PreferPath+"\nexport PS1='lklog:\\w# '\n")); err != nil {
+		return err
 	}
 	if err := s.packageFiles(a); err != nil {
 		return err
@@ -214,6 +260,11 @@ func (s *Spec) write(a *cpio.Writer) error {
 	}
 	if s.CaseDir != "" {
 		if err := copyTree(a, s.CaseDir, strings.TrimPrefix(GuestTestDir, "/")); err != nil {
+			return err
+		}
+	}
+	if s.LibDir != "" {
+		if err := copyTree(a, s.LibDir, strings.TrimPrefix(GuestTestDir, "/")+"/lib"); err != nil {
 			return err
 		}
 	}

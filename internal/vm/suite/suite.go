@@ -31,6 +31,7 @@ type Env struct {
 	Assets  *fetch.Assets
 	InitBin string   // built test init
 	Applets []string // busybox applets
+	LibDir  string   // check helpers for /test/lib (optional)
 	Out     io.Writer
 }
 
@@ -252,6 +253,9 @@ func (e *Env) writeImage(dst string, cfg *yml.Config, caseDir string, plan guest
 	spec := &image.Spec{
 		Repo: e.Repo, BinDir: e.BinDir, Init: e.InitBin, Busybox: e.Assets.Busybox,
 		Modules: e.Assets.Modules, Config: cfg, CaseDir: caseDir, Plan: plan, Applets: e.Applets,
+	}
+	if caseDir != "" {
+		spec.LibDir = e.LibDir
 	}
 	var buf bytes.Buffer
 	if err := spec.Build(&buf); err != nil {
