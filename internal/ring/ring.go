@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Severity levels as in syslog (RFC 5424 section 6.2.1).
@@ -98,12 +99,31 @@ type Ring struct {
 	wpos   int    // arena write position
 	wake   chan struct{}
 	closed bool
+
+	// Pacing: writers wait for registered followers (see Config.PaceWait).
+	paceWait  time.Duration
+	followers map[*Follower]struct{}
+	progress  chan struct{} // closed when a follower advances
+}
+
+// Follower is a registered reader: writers about to evict an entry it has
+// not read yet wait for it, within Config.PaceWait.
+type Follower struct {
+	pos   uint64 // next sequence number it will read
+	paced bool   // writers wait for it
 }
 
 // Config bounds a ring.
 type Config struct {
 	MaxEntries int // at least 1
 	MaxBytes   int // arena bytes for source+msg+sd of all entries
+	// PaceWait is how long a writer waits, at most, for a registered
+	// follower that has not read an entry the writer must evict: the
+	// writer waits until the follower has caught up to within half of
+	// what the ring holds. A follower that fails to do so in time (it is
+	// stalled, or slower than half the ring per PaceWait) is not waited
+	// for again until it has read everything. Zero disables waiting.
+	PaceWait time.Duration
 }
 
 // MinBytes is the smallest arena accepted: it must hold at least one
@@ -120,10 +140,12 @@ func New(c Config) (*Ring, error) {
 		return nil, fmt.Errorf("ring: max bytes %d: must be at least %d", c.MaxBytes, MinBytes)
 	}
 	return &Ring{
-		arena: make([]byte, c.MaxBytes),
-		slots: make([]slot, c.MaxEntries),
-		first: 1,
-		next:  1,
+		arena:     make([]byte, c.MaxBytes),
+		slots:     make([]slot, c.MaxEntries),
+		first:     1,
+		next:      1,
+		paceWait:  c.PaceWait,
+		followers: make(map[*Follower]struct{}),
 	}, nil
 }
 
@@ -146,12 +168,17 @@ func (r *Ring) Append(es ...Entry) uint64 {
 		r.appendLocked(&es[i])
 	}
 	last := r.next - 1
+	r.wakeReaders()
+	r.mu.Unlock()
+	return last
+}
+
+// wakeReaders wakes the readers waiting for new entries.
+func (r *Ring) wakeReaders() {
 	if r.wake != nil {
 		close(r.wake)
 		r.wake = nil
 	}
-	r.mu.Unlock()
-	return last
 }
 
 func (r *Ring) appendLocked(e *Entry) {
@@ -195,7 +222,7 @@ func (r *Ring) alloc(n int) int {
 			return 0
 		}
 		if count >= uint64(len(r.slots)) {
-			r.first++
+			r.evictOldest()
 			continue
 		}
 		tail := r.slots[r.first%uint64(len(r.slots))].off
@@ -211,7 +238,74 @@ func (r *Ring) alloc(n int) int {
 			// wrapped: live bytes are [tail, end) and [0, wpos)
 			return r.wpos
 		}
-		r.first++
+		r.evictOldest()
+	}
+}
+
+// evictOldest drops the oldest entry, first waiting (within PaceWait) for
+// paced followers that have not read it. The lock is released while
+// waiting, so the ring may have changed when it returns: callers
+// re-examine it.
+func (r *Ring) evictOldest() {
+	if r.paceWait > 0 && !r.closed && r.blocked() {
+		r.pace()
+		return
+	}
+	r.first++
+}
+
+// blocked reports whether a paced follower still needs the oldest entry.
+func (r *Ring) blocked() bool {
+	for f := range r.followers {
+		if f.paced && f.pos <= r.first {
+			return true
+		}
+	}
+	return false
+}
+
+// pace waits until every paced follower has caught up to within half of
+// what the ring holds, or PaceWait has passed; followers still behind then
+// are no longer paced. Waiting for half the ring rather than one entry
+// lets writers then proceed in large steps, and sets the rate a follower
+// must sustain to be waited for: half the ring per PaceWait.
+func (r *Ring) pace() {
+	deadline := time.Now().Add(r.paceWait)
+	for !r.closed {
+		target := max(r.first+(r.next-r.first)/2, r.first+1)
+		behind := false
+		for f := range r.followers {
+			if f.paced && f.pos < target {
+				behind = true
+			}
+		}
+		if !behind {
+			return
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			for f := range r.followers {
+				if f.paced && f.pos < target {
+					f.paced = false
+				}
+			}
+			return
+		}
+		if r.progress == nil {
+			r.progress = make(chan struct{})
+		}
+		ch := r.progress
+		// Entries this Append already added must reach the followers we
+		// are waiting for.
+		r.wakeReaders()
+		r.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ch:
+		case <-t.C:
+		}
+		t.Stop()
+		r.mu.Lock()
 	}
 }
 
@@ -232,11 +326,62 @@ type Batch struct {
 // first entry, at most maxBytes bytes. A cursor beyond the newest entry
 // returns an empty batch with Next = cursor.
 func (r *Ring) Read(cursor uint64, b *Batch, maxEntries, maxBytes int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.readLocked(cursor, b, maxEntries, maxBytes)
+}
+
+// Follow registers a follower whose next read is at cursor. Writers wait
+// for it as Config.PaceWait says, until Unfollow.
+func (r *Ring) Follow(cursor uint64) *Follower {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := &Follower{pos: cursor, paced: true}
+	r.followers[f] = struct{}{}
+	return f
+}
+
+// Unfollow unregisters f.
+func (r *Ring) Unfollow(f *Follower) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.followers, f)
+	r.signalProgress()
+}
+
+// ReadFollower is Read for a registered follower, from its own position.
+// Entries copied into b count as read: the follower's next read continues
+// after them.
+func (r *Ring) ReadFollower(f *Follower, b *Batch, maxEntries, maxBytes int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.readLocked(f.pos, b, maxEntries, maxBytes)
+	f.pos = b.Next
+	if f.pos >= r.next {
+		f.paced = true
+	}
+	r.signalProgress()
+}
+
+// Seek moves a follower's position.
+func (r *Ring) Seek(f *Follower, cursor uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f.pos = cursor
+	r.signalProgress()
+}
+
+func (r *Ring) signalProgress() {
+	if r.progress != nil {
+		close(r.progress)
+		r.progress = nil
+	}
+}
+
+func (r *Ring) readLocked(cursor uint64, b *Batch, maxEntries, maxBytes int) {
 	b.Entries = b.Entries[:0]
 	b.buf = b.buf[:0]
 	b.Lost = 0
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if cursor < r.first {
 		b.Lost = r.first - cursor
 		cursor = r.first
@@ -331,9 +476,7 @@ func (r *Ring) Wait(ctx context.Context, cursor uint64) error {
 func (r *Ring) Close() {
 	r.mu.Lock()
 	r.closed = true
-	if r.wake != nil {
-		close(r.wake)
-		r.wake = nil
-	}
+	r.wakeReaders()
+	r.signalProgress()
 	r.mu.Unlock()
 }

@@ -1,0 +1,218 @@
+// Package logclient reads memlogd's query socket: logread, logwrite and
+// forwarders share it. It speaks the extended protocol, which carries
+// sequence numbers, gaps and a cursor to resume from, and the legacy one
+// for LinuxKit's own memlogd.
+package logclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/lklog/lklog/internal/logproto"
+)
+
+// DefaultSocket is where memlogd listens for readers.
+const DefaultSocket = "/var/run/memlogdq.sock"
+
+// ErrNotExtended is returned by Open when the server closed the connection
+// without answering an extended request: it is probably LinuxKit's own
+// memlogd, which knows only the one-byte requests.
+var ErrNotExtended = errors.New("memlogd does not speak the extended query protocol (LinuxKit's memlogd?)")
+
+// ErrTruncated is returned by Next when a dump ended without its end
+// record: memlogd went away in the middle.
+var ErrTruncated = errors.New("reply ended before its end record")
+
+// ServerError is an error record sent by memlogd.
+type ServerError struct{ Msg string }
+
+func (e *ServerError) Error() string { return "memlogd: " + e.Msg }
+
+// Stream is one open request.
+type Stream struct {
+	conn   net.Conn
+	br     *bufio.Reader
+	legacy bool
+	follow bool
+	stop   func() bool
+	line   []byte
+	// Hello is the first record of an extended reply (zero for legacy).
+	Hello logproto.Record
+	last  uint64 // sequence number of the last entry returned
+	ended bool
+}
+
+// Open connects to the query socket at path and sends req. For an extended
+// request it reads the hello record before returning. Cancelling ctx
+// closes the stream.
+func Open(ctx context.Context, path string, req logproto.Request) (*Stream, error) {
+	wire, err := req.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to memlogd at %s: %w", path, err)
+	}
+	s := &Stream{
+		conn:   conn,
+		br:     bufio.NewReaderSize(conn, 256<<10),
+		legacy: req.Legacy,
+		follow: req.Follow(),
+	}
+	s.stop = context.AfterFunc(ctx, func() { conn.Close() })
+	if _, err := conn.Write(wire); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sending request to memlogd at %s: %w", path, err)
+	}
+	if req.Legacy {
+		return s, nil
+	}
+	line, err := s.readLine()
+	if err != nil {
+		s.Close()
+		if errors.Is(err, io.EOF) {
+			return nil, ErrNotExtended
+		}
+		return nil, fmt.Errorf("reading reply from memlogd at %s: %w", path, err)
+	}
+	rec, err := logproto.DecodeRecord(line)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	switch rec.Type {
+	case logproto.TypeHello:
+		s.Hello = rec
+		return s, nil
+	case logproto.TypeError:
+		s.Close()
+		return nil, &ServerError{Msg: rec.Error}
+	}
+	s.Close()
+	return nil, fmt.Errorf("memlogd at %s: reply did not start with a hello record: %.100q", path, line)
+}
+
+// Close closes the stream.
+func (s *Stream) Close() error {
+	s.stop()
+	return s.conn.Close()
+}
+
+// readLine returns the next line without its newline; the slice is valid
+// until the next call.
+func (s *Stream) readLine() ([]byte, error) {
+	line, err := s.br.ReadSlice('\n')
+	if err == nil {
+		return line[:len(line)-1], nil
+	}
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		if len(line) > 0 && errors.Is(err, io.EOF) {
+			return nil, io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	s.line = append(s.line[:0], line...)
+	for {
+		line, err = s.br.ReadSlice('\n')
+		s.line = append(s.line, line...)
+		if err == nil {
+			return s.line[:len(s.line)-1], nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, io.EOF) {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+}
+
+// NextRaw returns the next reply line as memlogd sent it (entries and
+// gap records; the end record is consumed). At the end of a complete dump
+// it returns io.EOF; if memlogd went away first, ErrTruncated (extended)
+// or io.EOF (legacy, which cannot tell).
+func (s *Stream) NextRaw() ([]byte, error) {
+	if s.ended {
+		return nil, io.EOF
+	}
+	line, err := s.readLine()
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if s.legacy && err == io.EOF {
+				return nil, io.EOF
+			}
+			return nil, ErrTruncated
+		}
+		return nil, fmt.Errorf("reading from memlogd: %w", err)
+	}
+	if !s.legacy && bytes.HasPrefix(line, []byte(`{"type":"`)) {
+		switch {
+		case bytes.HasPrefix(line, []byte(`{"type":"end"`)):
+			s.ended = true
+			return nil, io.EOF
+		case bytes.HasPrefix(line, []byte(`{"type":"error"`)):
+			rec, err := logproto.DecodeRecord(line)
+			if err != nil {
+				return nil, err
+			}
+			return nil, &ServerError{Msg: rec.Error}
+		}
+	}
+	if seq, ok := entrySeq(line); ok {
+		s.last = seq
+	}
+	return line, nil
+}
+
+// entrySeq reads the sequence number an extended entry line starts with.
+func entrySeq(line []byte) (uint64, bool) {
+	const prefix = `{"seq":`
+	if !bytes.HasPrefix(line, []byte(prefix)) {
+		return 0, false
+	}
+	var v uint64
+	n := 0
+	for _, c := range line[len(prefix):] {
+		if c < '0' || c > '9' || n == 20 {
+			break
+		}
+		v = v*10 + uint64(c-'0')
+		n++
+	}
+	return v, n > 0
+}
+
+// Next returns the next record: an entry (Type "") or a gap (Type
+// logproto.TypeGap). Errors are those of NextRaw.
+func (s *Stream) Next() (logproto.Record, error) {
+	line, err := s.NextRaw()
+	if err != nil {
+		return logproto.Record{}, err
+	}
+	return logproto.DecodeRecord(line)
+}
+
+// Cursor returns the position after the last entry Next returned, for a
+// later request's After (the zero Cursor if none was returned yet, or if
+// the stream is legacy).
+func (s *Stream) Cursor() logproto.Cursor {
+	if s.legacy || s.last == 0 {
+		return logproto.Cursor{}
+	}
+	return logproto.Cursor{Instance: s.Hello.Instance, Seq: s.last}
+}
+
+// Buffered reports whether more reply bytes are already read and waiting,
+// so a caller can delay flushing its own output.
+func (s *Stream) Buffered() bool { return s.br.Buffered() > 0 }
+
+// SetDeadline sets a deadline on the underlying connection.
+func (s *Stream) SetDeadline(t time.Time) error { return s.conn.SetDeadline(t) }

@@ -1,0 +1,133 @@
+package logproto
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/lklog/lklog/internal/ring"
+)
+
+// Record types of the extended reply. An entry has no "type" key.
+const (
+	TypeHello = "hello"
+	TypeGap   = "gap"
+	TypeEnd   = "end"
+	TypeError = "error"
+)
+
+// Encoder appends reply lines for one reader. It is not safe for
+// concurrent use; each reader owns one.
+type Encoder struct {
+	Time TimeFormatter
+}
+
+// AppendLegacy appends e as LinuxKit's memlogd writes it:
+// {"time":...,"source":...,"msg":...} and a newline, exactly the bytes
+// encoding/json's Encoder produces for that struct.
+func (enc *Encoder) AppendLegacy(dst []byte, e *ring.Entry) []byte {
+	dst = append(dst, `{"time":`...)
+	dst = enc.Time.Append(dst, e.Time)
+	dst = append(dst, `,"source":`...)
+	dst = AppendString(dst, e.Source)
+	dst = append(dst, `,"msg":`...)
+	dst = AppendString(dst, e.Msg)
+	return append(dst, '}', '\n')
+}
+
+// AppendEntry appends e as an extended record: the three legacy keys
+// plus seq, facility and severity, and the optional keys that apply.
+func (enc *Encoder) AppendEntry(dst []byte, e *ring.Entry) []byte {
+	dst = append(dst, `{"seq":`...)
+	dst = appendUint(dst, e.Seq)
+	dst = append(dst, `,"time":`...)
+	dst = enc.Time.Append(dst, e.Time)
+	dst = append(dst, `,"source":`...)
+	dst = AppendString(dst, e.Source)
+	dst = append(dst, `,"msg":`...)
+	dst = AppendString(dst, e.Msg)
+	dst = append(dst, `,"facility":`...)
+	dst = appendUint(dst, uint64(e.Facility))
+	dst = append(dst, `,"severity":`...)
+	dst = appendUint(dst, uint64(e.Severity))
+	if e.Flags&ring.FlagHasPID != 0 {
+		dst = append(dst, `,"pid":`...)
+		dst = strconv.AppendInt(dst, int64(e.PID), 10)
+	}
+	if e.OrigTime != 0 {
+		dst = append(dst, `,"ts":"`...)
+		dst = time.Unix(0, e.OrigTime).UTC().AppendFormat(dst, time.RFC3339Nano)
+		dst = append(dst, '"')
+	}
+	if len(e.SD) > 0 {
+		dst = append(dst, `,"sd":`...)
+		dst = AppendString(dst, e.SD)
+	}
+	if e.Flags&ring.FlagTruncated != 0 {
+		dst = append(dst, `,"truncated":true`...)
+	}
+	if e.Flags&ring.FlagPartial != 0 {
+		dst = append(dst, `,"partial":true`...)
+	}
+	if e.Flags&ring.FlagRaw != 0 {
+		dst = append(dst, `,"raw":true`...)
+	}
+	return append(dst, '}', '\n')
+}
+
+// Hello is the first record of every extended reply.
+type Hello struct {
+	Instance string // this memlogd's identity, new at each start
+	Boot     string // the kernel's boot id
+	First    uint64 // oldest sequence number held
+	Next     uint64 // sequence number the next entry will get
+	// Resumed is true when the request's cursor belonged to this
+	// instance, so the reply continues exactly after it.
+	Resumed bool
+}
+
+// AppendHello appends the hello record.
+func AppendHello(dst []byte, h Hello) []byte {
+	dst = append(dst, `{"type":"hello","instance":`...)
+	dst = AppendString(dst, []byte(h.Instance))
+	dst = append(dst, `,"boot":`...)
+	dst = AppendString(dst, []byte(h.Boot))
+	dst = append(dst, `,"first":`...)
+	dst = appendUint(dst, h.First)
+	dst = append(dst, `,"next":`...)
+	dst = appendUint(dst, h.Next)
+	dst = append(dst, `,"resumed":`...)
+	dst = strconv.AppendBool(dst, h.Resumed)
+	return append(dst, '}', '\n')
+}
+
+// AppendGap appends a gap record: lost entries were evicted before this
+// reader got them, the last of them just before sequence number next.
+func AppendGap(dst []byte, lost, next uint64) []byte {
+	dst = append(dst, `{"type":"gap","lost":`...)
+	dst = appendUint(dst, lost)
+	dst = append(dst, `,"seq":`...)
+	dst = appendUint(dst, next)
+	return append(dst, '}', '\n')
+}
+
+// AppendEnd appends the record that closes a complete dump: next is the
+// cursor a later request continues from.
+func AppendEnd(dst []byte, next uint64) []byte {
+	dst = append(dst, `{"type":"end","seq":`...)
+	dst = appendUint(dst, next)
+	return append(dst, '}', '\n')
+}
+
+// AppendError appends an error record.
+func AppendError(dst []byte, msg string) []byte {
+	dst = append(dst, `{"type":"error","error":`...)
+	dst = AppendString(dst, []byte(msg))
+	return append(dst, '}', '\n')
+}
+
+// GapMessage is the text of the entry a legacy reader gets in place of
+// lost entries.
+func GapMessage(lost uint64) string {
+	return "memlogd: " + strconv.FormatUint(lost, 10) +
+		" entries lost here: this reader fell behind further than the ring holds"
+}

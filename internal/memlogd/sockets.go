@@ -1,0 +1,110 @@
+package memlogd
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+)
+
+// removeStaleSocket removes path if it is a socket (left by an earlier
+// run); anything else at path is an error, never removed.
+func removeStaleSocket(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.Mode()&fs.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket (%s); refusing to replace it", path, st.Mode().Type())
+	}
+	return os.Remove(path)
+}
+
+func prepare(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return removeStaleSocket(path)
+}
+
+// listenDatagram binds a unix datagram socket at path with permissions mode.
+func listenDatagram(path string, mode os.FileMode) (*net.UnixConn, error) {
+	if err := prepare(path); err != nil {
+		return nil, fmt.Errorf("binding %s: %w", path, err)
+	}
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return nil, fmt.Errorf("binding %s: %w", path, err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		c.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("binding %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// listenStream binds a unix stream listener at path with permissions mode.
+// The caller removes path when done.
+func listenStream(path string, mode os.FileMode) (*net.UnixListener, error) {
+	if err := prepare(path); err != nil {
+		return nil, fmt.Errorf("binding %s: %w", path, err)
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("binding %s: %w", path, err)
+	}
+	l.SetUnlinkOnClose(false)
+	if err := os.Chmod(path, mode); err != nil {
+		l.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("binding %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// inheritedDatagram wraps an inherited fd as a datagram socket.
+func inheritedDatagram(fd int, what string) (*net.UnixConn, error) {
+	f := os.NewFile(uintptr(fd), what)
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("using fd %d as the %s: %w", fd, what, err)
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("using fd %d as the %s: not a unix socket", fd, what)
+	}
+	return uc, nil
+}
+
+// inheritedListener wraps an inherited fd as a stream listener.
+func inheritedListener(fd int, what string) (*net.UnixListener, error) {
+	f := os.NewFile(uintptr(fd), what)
+	defer f.Close()
+	l, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("using fd %d as the %s: %w", fd, what, err)
+	}
+	ul, ok := l.(*net.UnixListener)
+	if !ok {
+		l.Close()
+		return nil, fmt.Errorf("using fd %d as the %s: not a unix socket", fd, what)
+	}
+	ul.SetUnlinkOnClose(false)
+	return ul, nil
+}
+
+// socketPath returns the path a unix socket is bound to ("" if none).
+func socketPath(a net.Addr) string {
+	if ua, ok := a.(*net.UnixAddr); ok && ua != nil && ua.Name != "" && ua.Name[0] != '@' {
+		return ua.Name
+	}
+	return ""
+}
