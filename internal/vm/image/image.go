@@ -228,6 +228,10 @@ func (s *Spec) write(a *cpio.Writer) error {
 		return err
 	}
 	var clash []string
+	applet := map[string]bool{}
+	for _, ap := range s.Applets {
+		applet[ap] = true
+	}
 	for _, ap := range s.Applets {
 		base := path.Base(ap)
 		if ours[base] {
@@ -239,6 +243,12 @@ func (s *Spec) write(a *cpio.Writer) error {
 		}
 		if err := a.Symlink(ap, "/bin/busybox"); err != nil {
 			return err
+		}
+		// As in the busybox container image, every applet is in /bin too.
+		if alias := "bin/" + base; alias != ap && !applet[alias] {
+			if err := a.Symlink(alias, "/bin/busybox"); err != nil {
+				return err
+			}
 		}
 	}
 	if err := a.File(PreferPath, 0o644, []byte(PreferScript(clash))); err != nil {
