@@ -30,6 +30,7 @@ type Record struct {
 	First    uint64 `json:"first,omitempty"`
 	Next     uint64 `json:"next,omitempty"`
 	Resumed  bool   `json:"resumed,omitempty"`
+	Kmsg     bool   `json:"kmsg,omitempty"`
 
 	// Gap field (Seq is the first sequence number after the gap).
 	Lost uint64 `json:"lost,omitempty"`

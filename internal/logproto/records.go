@@ -83,6 +83,9 @@ type Hello struct {
 	// Resumed is true when the request's cursor belonged to this
 	// instance, so the reply continues exactly after it.
 	Resumed bool
+	// Kmsg is true when memlogd reads /dev/kmsg itself (-kmsg), so a
+	// kmsg service must not deliver kernel messages too.
+	Kmsg bool
 }
 
 // AppendHello appends the hello record.
@@ -97,6 +100,9 @@ func AppendHello(dst []byte, h Hello) []byte {
 	dst = appendUint(dst, h.Next)
 	dst = append(dst, `,"resumed":`...)
 	dst = strconv.AppendBool(dst, h.Resumed)
+	if h.Kmsg {
+		dst = append(dst, `,"kmsg":true`...)
+	}
 	return append(dst, '}', '\n')
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/lklog/lklog/internal/ingest"
 	"github.com/lklog/lklog/internal/query"
 	"github.com/lklog/lklog/internal/ring"
+	"github.com/lklog/lklog/internal/syslogd"
 )
 
 // Facilities memlogd gives its entries (RFC 5424 numbering).
@@ -167,6 +168,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	run(func(ctx context.Context) error { return qs.Serve(ctx, d.queryLn) })
 	run(d.receiveStreams)
+	if d.syslogConn != nil {
+		srv, err := syslogd.New(d.syslogConn, syslogd.Config{Path: d.syslogConn.LocalAddr().String(), MaxMsgLen: d.cfg.MaxLineLen})
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		run(func(ctx context.Context) error { return srv.Serve(ctx, d.ring) })
+	}
 	<-ctx.Done()
 	d.logf(ring.SevInfo, "memlogd stopping")
 	// Stop the sockets' readers, then the console last so it can echo

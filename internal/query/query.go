@@ -21,6 +21,7 @@ type Server struct {
 	Ring     *ring.Ring
 	Instance string // this memlogd's identity
 	Boot     string // the kernel's boot id
+	Kmsg     bool   // memlogd reads /dev/kmsg itself
 	// MaxReaders bounds concurrent connections; more are refused with an
 	// error reply.
 	MaxReaders int
@@ -208,7 +209,7 @@ func (r *reader) run(ctx context.Context) error {
 	}
 	if !r.req.Legacy {
 		r.out = logproto.AppendHello(r.out, logproto.Hello{
-			Instance: r.s.Instance, Boot: r.s.Boot, First: first, Next: next, Resumed: resumed,
+			Instance: r.s.Instance, Boot: r.s.Boot, First: first, Next: next, Resumed: resumed, Kmsg: r.s.Kmsg,
 		})
 	}
 	// A dump ends at the entries held when the request arrived, however

@@ -125,28 +125,44 @@ func Listen(c Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("syslogd: listen on %s: %w", c.Path, err)
 	}
-	s := &Server{cfg: c, conn: conn}
-	fail := func(err error) (*Server, error) {
+	s, err := New(conn, c)
+	if err != nil {
 		conn.Close()
-		if s.created != nil {
-			os.Remove(c.Path)
-		}
 		return nil, err
 	}
 	if s.created, err = os.Lstat(c.Path); err != nil {
-		return fail(fmt.Errorf("syslogd: stat new socket %s: %w", c.Path, err))
+		conn.Close()
+		return nil, fmt.Errorf("syslogd: stat new socket %s: %w", c.Path, err)
 	}
 	if err := os.Chmod(c.Path, c.Perm); err != nil {
-		return fail(fmt.Errorf("syslogd: chmod %s to %v: %w", c.Path, c.Perm, err))
+		conn.Close()
+		os.Remove(c.Path)
+		return nil, fmt.Errorf("syslogd: chmod %s to %v: %w", c.Path, c.Perm, err)
 	}
+	return s, nil
+}
+
+// New serves an already bound datagram socket (memlogd binds it itself,
+// or inherits it from its -daemonize parent). Close closes conn but
+// removes no file: the socket's path belongs to whoever bound it. c.Path
+// only names the socket in messages.
+func New(conn *net.UnixConn, c Config) (*Server, error) {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Location == nil {
+		c.Location = time.Local
+	}
+	s := &Server{cfg: c, conn: conn}
+	var err error
 	if s.raw, err = conn.SyscallConn(); err != nil {
-		return fail(fmt.Errorf("syslogd: %s: raw conn: %w", c.Path, err))
+		return nil, fmt.Errorf("syslogd: %s: raw conn: %w", c.Path, err)
 	}
 	var serr error
 	if err := s.raw.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
 	}); err != nil || serr != nil {
-		return fail(fmt.Errorf("syslogd: %s: set SO_PASSCRED: %w", c.Path, errors.Join(err, serr)))
+		return nil, fmt.Errorf("syslogd: %s: set SO_PASSCRED: %w", c.Path, errors.Join(err, serr))
 	}
 	s.buf = make([]byte, bufSize)
 	s.oob = make([]byte, oobSize)
@@ -189,6 +205,9 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		if err := s.conn.Close(); err != nil {
 			s.closeErr = fmt.Errorf("syslogd: close %s: %w", s.cfg.Path, err)
+		}
+		if s.created == nil {
+			return // New: the path is not ours
 		}
 		fi, err := os.Lstat(s.cfg.Path)
 		if err != nil || !os.SameFile(fi, s.created) {
