@@ -27,8 +27,8 @@ type Entry struct {
 	Name         string
 	Image        string
 	Command      []string
-	Binds        []string
-	Capabilities []string
+	Binds        []string // binds and binds.add
+	Capabilities []string // capabilities and capabilities.add
 	Env          []string
 	Line         int
 }
@@ -148,14 +148,18 @@ func parseEntries(n *Node, section string) ([]Entry, error) {
 			return nil, fmt.Errorf("yml: line %d: duplicate %s name %q", it.Line, section, e.Name)
 		}
 		names[e.Name] = true
-		var err error
 		for _, f := range []struct {
 			key string
 			dst *[]string
-		}{{"command", &e.Command}, {"binds", &e.Binds}, {"capabilities", &e.Capabilities}, {"env", &e.Env}} {
-			if *f.dst, err = strings1(it.Get(f.key), section+"."+e.Name+"."+f.key); err != nil {
+		}{
+			{"command", &e.Command}, {"binds", &e.Binds}, {"binds.add", &e.Binds},
+			{"capabilities", &e.Capabilities}, {"capabilities.add", &e.Capabilities}, {"env", &e.Env},
+		} {
+			v, err := strings1(it.Get(f.key), section+"."+e.Name+"."+f.key)
+			if err != nil {
 				return nil, err
 			}
+			*f.dst = append(*f.dst, v...)
 		}
 		out = append(out, e)
 	}
