@@ -382,6 +382,9 @@ func (r *Ring) readLocked(cursor uint64, b *Batch, maxEntries, maxBytes int) {
 	b.Entries = b.Entries[:0]
 	b.buf = b.buf[:0]
 	b.Lost = 0
+	if cursor == 0 { // sequence numbers start at 1
+		cursor = 1
+	}
 	if cursor < r.first {
 		b.Lost = r.first - cursor
 		cursor = r.first
