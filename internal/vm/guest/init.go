@@ -317,7 +317,8 @@ func ScanPass(r io.Reader, w io.Writer) bool {
 
 // Follow shows `logread -F` on the console for d, then stops it.
 func (in *Init) Follow(d time.Duration) {
-	c, err := in.reaper.Start("logread -F", in.command([]string{"logread", "-F"}, nil, in.Console, in.Console))
+	in.logf("showing `logread -F` for %v, then powering off (memlogd also echoes each entry to the console)", d)
+	c, err := in.reaper.Start("logread -F", in.command([]string{"/usr/bin/logread", "-F"}, nil, in.Console, in.Console))
 	if err != nil {
 		in.logf("%v", err)
 		return
@@ -421,6 +422,10 @@ func Main(ctx context.Context) {
 		pass = true
 	}
 	in.Stop()
+	if plan.Mode == ModeRun {
+		in.logf("powering off")
+		unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	}
 	in.powerOff(pass)
 }
 
