@@ -183,8 +183,10 @@ func (s *splitter) split(b []byte, now int64) int {
 	return i
 }
 
+// add makes an entry of line. A line already cut (FlagTruncated) keeps a
+// last '\r': it is not the end of the line.
 func (s *splitter) add(line []byte, flags uint8, now int64) {
-	if n := len(line); n > 0 && line[n-1] == '\r' {
+	if n := len(line); n > 0 && line[n-1] == '\r' && flags&ring.FlagTruncated == 0 {
 		line = line[:n-1]
 	}
 	if len(line) > s.c.MaxLineLen {
