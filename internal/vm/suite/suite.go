@@ -38,6 +38,10 @@ type Env struct {
 // Prepare fetches the assets, builds the test init and lists busybox's
 // applets.
 func Prepare(ctx context.Context, repo, cacheDir string, out io.Writer) (*Env, error) {
+	cacheDir, err := filepath.Abs(cacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("suite: %w", err)
+	}
 	f := &fetch.Fetcher{CacheDir: filepath.Join(cacheDir, "vm"), Log: func(format string, args ...any) {
 		fmt.Fprintf(out, "vmtest: "+format+"\n", args...)
 	}}
@@ -120,6 +124,10 @@ func ParseOptions(src string) (Options, error) {
 // Discover lists the cases under dir (folders with a test.yml), sorted.
 // filter, when not empty, keeps cases whose name contains it.
 func Discover(dir, filter string) ([]*Case, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("suite: %w", err)
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("suite: %w", err)
