@@ -5,6 +5,7 @@
 package fdpass
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 
@@ -105,11 +106,15 @@ func parseRights(oob []byte) ([]int, error) {
 		if msgs[i].Header.Level != unix.SOL_SOCKET || msgs[i].Header.Type != unix.SCM_RIGHTS {
 			continue
 		}
-		got, err := unix.ParseUnixRights(&msgs[i])
-		if err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("parsing SCM_RIGHTS: %w", err)
+		// unix.ParseUnixRights indexes past the end of data whose length
+		// is not a multiple of 4; read whole descriptors only.
+		data := msgs[i].Data
+		if len(data)%4 != 0 && firstErr == nil {
+			firstErr = fmt.Errorf("parsing SCM_RIGHTS: %d bytes of data is not a whole number of descriptors", len(data))
 		}
-		fds = append(fds, got...)
+		for ; len(data) >= 4; data = data[4:] {
+			fds = append(fds, int(int32(binary.NativeEndian.Uint32(data))))
+		}
 	}
 	return fds, firstErr
 }
