@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin
 CMDS      := memlogd logread
 PKGCMDS   := $(wildcard pkg/*/cmd/*)
-STATICCHECK_VERSION := 2025.1.1
+STATICCHECK_VERSION := v0.8.0
 
 export CGO_ENABLED := 0
 

@@ -194,8 +194,8 @@ func run(ctx context.Context, o options, req logproto.Request, stdout io.Writer)
 	}
 	defer s.Close()
 	w := bufio.NewWriterSize(stdout, 64<<10)
-	err = copyRecords(s, w, o.json)
-	if ferr := w.Flush(); err == nil || errors.Is(err, io.EOF) {
+	err = copyRecords(s, w, o.json) // never nil: it ends with io.EOF at best
+	if ferr := w.Flush(); errors.Is(err, io.EOF) {
 		err = ferr
 	}
 	if o.cursorFile != "" {
@@ -204,9 +204,6 @@ func run(ctx context.Context, o options, req logproto.Request, stdout io.Writer)
 				err = fmt.Errorf("writing cursor file: %w", werr)
 			}
 		}
-	}
-	if errors.Is(err, io.EOF) {
-		return nil
 	}
 	return err
 }

@@ -63,16 +63,6 @@ type Entry struct {
 	Flags    uint8
 }
 
-// size is the number of arena bytes an entry occupies (at least one, so an
-// empty entry still has a position).
-func (e *Entry) size() int {
-	n := len(e.Source) + len(e.Msg) + len(e.SD)
-	if n == 0 {
-		n = 1
-	}
-	return n
-}
-
 type slot struct {
 	time     int64
 	origTime int64
