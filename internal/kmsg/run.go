@@ -1,0 +1,205 @@
+package kmsg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lklog/lklog/internal/ring"
+)
+
+// Sink receives entries: *ring.Ring is one.
+type Sink interface {
+	Append(es ...ring.Entry) uint64
+}
+
+// Config configures Run.
+type Config struct {
+	// Device is the kernel log device; "" means DefaultPath.
+	Device string
+	// MinLevel keeps records at least this severe: level number <=
+	// MinLevel (0 emerg .. 7 debug). 7 keeps everything; the zero value
+	// keeps only emergencies, so start from DefaultConfig. Loss entries
+	// are always kept.
+	MinLevel int
+	// Replay: on a fresh boot (no state of this boot), start with the
+	// oldest record the kernel holds; otherwise with the next one
+	// written.
+	Replay bool
+	// StatePath is where the last delivered sequence number is kept
+	// across restarts; "" keeps none (every start is a fresh boot).
+	StatePath string
+
+	// Logf receives notes about what Run decided or met (nil: none);
+	// memlogd's own logf has this signature.
+	Logf func(severity uint8, format string, args ...any)
+	// OpenDevice opens Device; nil means Open. For tests.
+	OpenDevice func(path string) (Device, error)
+	// Now is the time of receipt in Unix nanoseconds; nil means the
+	// system clock.
+	Now func() int64
+	// BootTime: see ReaderConfig; nil means BootTime.
+	BootTime func() int64
+	// BootID is the current boot's id; "" means read it from
+	// BootIDPath.
+	BootID string
+	// StateEvery bounds how long delivered records go without a state
+	// save while records keep coming; 0 means 250 ms. The state is also
+	// saved whenever the kernel has nothing more to read, and at exit.
+	StateEvery time.Duration
+}
+
+// DefaultConfig keeps every level, replays the ring on a fresh boot and
+// keeps no state.
+func DefaultConfig() Config {
+	return Config{Device: DefaultPath, MinLevel: int(ring.SevDebug), Replay: true}
+}
+
+// ParseLevel accepts a level number 0..7 or a syslog severity name
+// (emerg, alert, crit, err, warning, notice, info, debug, and the usual
+// aliases).
+func ParseLevel(s string) (int, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 0 || n > 7 {
+			return 0, fmt.Errorf("level %d is not in 0..7", n)
+		}
+		return n, nil
+	}
+	names := map[string]int{
+		"emerg": 0, "panic": 0, "alert": 1, "crit": 2, "err": 3, "error": 3,
+		"warning": 4, "warn": 4, "notice": 5, "info": 6, "debug": 7,
+	}
+	if n, ok := names[strings.ToLower(s)]; ok {
+		return n, nil
+	}
+	return 0, fmt.Errorf("level %q: want 0..7 or emerg, alert, crit, err, warning, notice, info, debug", s)
+}
+
+// batchMax bounds the entries handed to the sink at once.
+const batchMax = 128
+
+// Run reads the kernel log into sink until ctx is done; then it saves
+// the state and returns nil. It returns an error at once when the device
+// cannot be opened (naming what is missing), and when reading fails.
+//
+// In memlogd: kmsg.Run(ctx, cfg, d.ring).
+func Run(ctx context.Context, cfg Config, sink Sink) error {
+	if cfg.Device == "" {
+		cfg.Device = DefaultPath
+	}
+	if cfg.MinLevel < 0 || cfg.MinLevel > 7 {
+		return fmt.Errorf("kmsg: minimum level %d is not in 0..7", cfg.MinLevel)
+	}
+	logf := cfg.Logf
+	if logf == nil {
+		logf = func(uint8, string, ...any) {}
+	}
+	now := cfg.Now
+	if now == nil {
+		now = func() int64 { return time.Now().UnixNano() }
+	}
+	open := cfg.OpenDevice
+	if open == nil {
+		open = Open
+	}
+	every := cfg.StateEvery
+	if every <= 0 {
+		every = 250 * time.Millisecond
+	}
+	boot := cfg.BootID
+	var rcfg ReaderConfig
+	if cfg.StatePath != "" {
+		if boot == "" {
+			var err error
+			if boot, err = ReadBootID(); err != nil {
+				return fmt.Errorf("kmsg: %w", err)
+			}
+		}
+		st, ok, err := LoadState(cfg.StatePath)
+		if err != nil {
+			logf(ring.SevWarning, "kmsg: %v; starting as on a fresh boot", err)
+		}
+		var note string
+		rcfg, note = Resume(st, ok, boot, cfg.Replay)
+		logf(ring.SevInfo, "kmsg: %s", note)
+	} else {
+		rcfg, _ = Resume(State{}, false, "", cfg.Replay)
+	}
+	rcfg.BootTime = cfg.BootTime
+	dev, err := open(cfg.Device)
+	if err != nil {
+		return fmt.Errorf("kmsg: %w", err)
+	}
+	rd, err := NewReader(dev, rcfg)
+	if err != nil {
+		dev.Close()
+		return fmt.Errorf("kmsg: %w", err)
+	}
+	defer rd.Close()
+
+	var (
+		conv      Converter
+		batch     []ring.Entry
+		last      uint64 // last sequence number read (delivered or filtered)
+		haveLast  bool
+		saved     uint64
+		haveSaved bool
+		lastSave  = time.Now()
+	)
+	save := func(force bool) error {
+		if cfg.StatePath == "" || !haveLast || haveSaved && saved == last {
+			return nil
+		}
+		if !force && time.Since(lastSave) < every {
+			return nil
+		}
+		lastSave = time.Now()
+		if err := SaveState(cfg.StatePath, State{Boot: boot, Seq: last}); err != nil {
+			return err
+		}
+		saved, haveSaved = last, true
+		return nil
+	}
+	flush := func(idle bool) {
+		if len(batch) > 0 {
+			sink.Append(batch...)
+			batch = batch[:0]
+			conv.Reset()
+		}
+		if err := save(idle); err != nil {
+			logf(ring.SevErr, "kmsg: %v", err)
+		}
+	}
+	for {
+		// Wait only with nothing left to deliver or save.
+		idle := len(batch) == 0 && (cfg.StatePath == "" || !haveLast || haveSaved && saved == last)
+		ev, err := rd.Next(ctx, idle)
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.EAGAIN):
+			flush(true)
+			continue
+		case ctx.Err() != nil:
+			flush(true)
+			return nil
+		default:
+			flush(true)
+			return fmt.Errorf("kmsg: %w", err)
+		}
+		if ev.Loss == nil && ev.Malformed == nil {
+			last, haveLast = ev.Record.Seq, true
+			if int(ev.Record.Level()) > cfg.MinLevel {
+				continue
+			}
+		}
+		batch = append(batch, conv.Entry(&ev, now()))
+		if len(batch) >= batchMax {
+			flush(false)
+		}
+	}
+}
