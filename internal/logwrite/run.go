@@ -1,0 +1,280 @@
+package logwrite
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/lklog/lklog/internal/logclient"
+	"github.com/lklog/lklog/internal/logfile"
+	"github.com/lklog/lklog/internal/logproto"
+)
+
+// Main runs logwrite with command-line arguments args (without the program
+// name) and returns the exit status.
+func Main(args []string, stderr io.Writer) int {
+	cfg, err := ParseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "logwrite:", err)
+		return 2
+	}
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := Run(ctx, cfg, stderr); err != nil {
+		fmt.Fprintln(stderr, "logwrite:", err)
+		return 1
+	}
+	return 0
+}
+
+// batchMax is the most records handed from the reading goroutine at once.
+const batchMax = 1024
+
+type batch struct {
+	recs []logproto.Record
+	err  error // the stream ended after recs
+}
+
+// Run writes memlogd's entries to the log directory until ctx ends, then
+// checkpoints and returns nil. It returns an error only when it cannot
+// start (log directory, -wait-mount).
+func Run(ctx context.Context, cfg Config, stderr io.Writer) error {
+	if cfg.rootMount == "" {
+		cfg.rootMount = "/"
+	}
+	if cfg.WaitMount {
+		if err := waitMount(ctx, cfg.LogDir, cfg.rootMount, cfg.WaitMountTimeout, 250*time.Millisecond, stderr); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	if err := ensureDir(cfg.LogDir); err != nil {
+		return err
+	}
+	if err := logfile.RemoveTemps(cfg.LogDir, StateName); err != nil {
+		fmt.Fprintf(stderr, "logwrite: %v\n", err)
+	}
+	st, err := LoadState(cfg.LogDir)
+	if err != nil {
+		// A damaged state cannot be trusted: start as if there was none
+		// (the ring is written again; duplicates are possible).
+		fmt.Fprintf(stderr, "logwrite: %v; starting without a cursor\n", err)
+		st = State{}
+	}
+	w := newWriter(cfg, stderr)
+	w.cursor, w.saved = st.Cursor, st.Cursor
+	defer w.closeAll()
+	w.quota()
+
+	first := true
+	backoff := retryMin
+	for {
+		progressed, err := w.session(ctx, &st, &first)
+		if ctx.Err() != nil {
+			if first {
+				// Never connected: the state file is still the one
+				// recovery needs.
+				return nil
+			}
+			if cerr := w.checkpoint(); cerr != nil {
+				fmt.Fprintf(stderr, "logwrite: final checkpoint: %v\n", cerr)
+			}
+			return nil
+		}
+		if progressed {
+			backoff = retryMin
+		}
+		w.rep.report("memlogd", "%v; reconnecting (backoff up to %v)", err, cfg.MaxBackoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, cfg.MaxBackoff)
+	}
+}
+
+// request builds the query for the current cursor.
+func (w *writer) request() logproto.Request {
+	if w.legacy {
+		return logproto.Request{Legacy: true, Mode: logproto.ModeDumpFollow}
+	}
+	req := logproto.Request{Mode: logproto.ModeDumpFollow, Exclude: append([]string{ownSources}, w.cfg.Exclude...)}
+	if w.cursor.Instance != "" {
+		c := w.cursor
+		req.After = &c
+	}
+	return req
+}
+
+// session connects once and writes entries until the stream ends. It
+// reports whether any entry arrived.
+func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, error) {
+	s, err := logclient.Open(ctx, w.cfg.Socket, w.request())
+	if errors.Is(err, logclient.ErrNotExtended) && !w.legacy {
+		fmt.Fprintf(w.stderr, "logwrite: %v: falling back to LinuxKit's mode 2 (dump then follow). Exactly-once is impossible in this mode: without sequence numbers a restart writes the ring again (a reconnect skips entries by receive time, which is a guess), and lost entries are not reported\n", err)
+		w.legacy = true
+		w.legacySkipping = false
+		s, err = logclient.Open(ctx, w.cfg.Socket, w.request())
+	}
+	var serr *logclient.ServerError
+	if errors.As(err, &serr) && w.cursor.Instance != "" {
+		fmt.Fprintf(w.stderr, "logwrite: memlogd refused the cursor %s:%d (%v); starting from its oldest entry\n", w.cursor.Instance, w.cursor.Seq, err)
+		w.cursor = logproto.Cursor{}
+		s, err = logclient.Open(ctx, w.cfg.Socket, w.request())
+	}
+	if err != nil {
+		return false, err
+	}
+	defer s.Close()
+	w.rep.clear("memlogd", "connected to memlogd at %s", w.cfg.Socket)
+	if w.legacy {
+		if !*first {
+			w.legacySkipping = true
+			w.legacySkipEqual = w.legacyLastCount
+		}
+		*first = false
+	} else if err := w.hello(ctx, s.Hello, st, first); err != nil {
+		return false, err
+	}
+
+	ch := make(chan batch, 2)
+	done := make(chan struct{})
+	defer close(done)
+	go read(s, ch, done, w.stderr)
+
+	tick := time.NewTicker(w.cfg.CheckpointInterval)
+	defer tick.Stop()
+	progressed := false
+	for {
+		select {
+		case <-ctx.Done():
+			return progressed, ctx.Err()
+		case <-tick.C:
+			if err := w.retryRotations(ctx); err != nil {
+				return progressed, err
+			}
+			if w.cursor != w.saved || w.pending() > 0 {
+				if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
+					return progressed, err
+				}
+			}
+		case b := <-ch:
+			if len(b.recs) > 0 {
+				progressed = true
+			}
+			for i := range b.recs {
+				if err := w.record(ctx, &b.recs[i]); err != nil {
+					return progressed, err
+				}
+			}
+			if err := w.retry(ctx, "disk trouble", w.flushAll); err != nil {
+				return progressed, err
+			}
+			if w.cfg.Sync == SyncAlways || w.now().Sub(w.lastCheckpoint) >= w.cfg.CheckpointInterval {
+				if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
+					return progressed, err
+				}
+			}
+			if b.err != nil {
+				if errors.Is(b.err, io.EOF) {
+					b.err = errors.New("memlogd closed the stream")
+				}
+				return progressed, b.err
+			}
+		}
+	}
+}
+
+// hello handles the start of an extended reply: recovery on the first
+// connection, and a new memlogd instance.
+func (w *writer) hello(ctx context.Context, h logproto.Record, st *State, first *bool) error {
+	wasFirst := *first
+	*first = false
+	switch {
+	case h.Resumed:
+		if wasFirst {
+			w.recover(*st)
+		}
+	case w.cursor.Instance != "":
+		fmt.Fprintf(w.stderr, "logwrite: memlogd is a new instance (%s, was %s: a reboot or a memlogd restart); writing its ring from the start, the old instance's lines stay as they are\n", h.Instance, w.cursor.Instance)
+	}
+	if !h.Resumed {
+		w.cursor = logproto.Cursor{Instance: h.Instance}
+		if h.First > 1 {
+			// The ring wrapped before this reader got there.
+			if err := w.gap(ctx, h.First-1); err != nil {
+				return err
+			}
+			w.cursor.Seq = h.First - 1
+		}
+	}
+	st.Files = nil
+	return nil
+}
+
+// record handles one entry or gap.
+func (w *writer) record(ctx context.Context, rec *logproto.Record) error {
+	switch rec.Type {
+	case "":
+		return w.entry(ctx, rec)
+	case logproto.TypeGap:
+		if err := w.gap(ctx, rec.Lost); err != nil {
+			return err
+		}
+		if rec.Seq > 0 {
+			w.cursor.Seq = rec.Seq - 1
+		}
+	}
+	return nil
+}
+
+// read reads records from s and hands them over in batches: as many as
+// have already arrived, up to batchMax. Lines that do not decode are
+// reported and skipped. It ends after handing over the stream's error, or
+// when done is closed.
+func read(s *logclient.Stream, ch chan<- batch, done <-chan struct{}, stderr io.Writer) {
+	bad := 0
+	for {
+		var b batch
+		for len(b.recs) < batchMax {
+			line, err := s.NextRaw()
+			if err != nil {
+				b.err = err
+				break
+			}
+			rec, err := logproto.DecodeRecord(line)
+			if err != nil {
+				bad++
+				if bad == 1 || bad%1000 == 0 {
+					fmt.Fprintf(stderr, "logwrite: skipped %d reply lines that do not decode; last: %v: %.100q\n", bad, err, line)
+				}
+				continue
+			}
+			b.recs = append(b.recs, rec)
+			if !s.Buffered() {
+				break
+			}
+		}
+		select {
+		case ch <- b:
+		case <-done:
+			return
+		}
+		if b.err != nil {
+			return
+		}
+	}
+}

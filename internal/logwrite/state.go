@@ -1,0 +1,71 @@
+package logwrite
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/lklog/lklog/internal/logproto"
+)
+
+// State is what the state file holds: the cursor of the last entry whose
+// line is in the files, and the size each file had at that moment. A
+// logwrite that restarts against the same memlogd instance cuts every
+// listed file back to its size (removing lines written after the
+// checkpoint) and asks memlogd for the entries after the cursor, so each
+// line is written exactly once.
+type State struct {
+	Version int             `json:"version"`
+	Cursor  logproto.Cursor `json:"cursor"`
+	Files   []FileState     `json:"files"`
+}
+
+// FileState is one file at a checkpoint.
+type FileState struct {
+	Name string `json:"name"`
+	Ino  uint64 `json:"ino"`
+	Size int64  `json:"size"`
+}
+
+const stateVersion = 1
+
+// LoadState reads the state file of dir. A missing file is the zero State
+// and no error.
+func LoadState(dir string) (State, error) {
+	p := filepath.Join(dir, StateName)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return State{}, nil
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("reading state: %w", err)
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return State{}, fmt.Errorf("state file %s is damaged: %w", p, err)
+	}
+	if s.Version != stateVersion {
+		return State{}, fmt.Errorf("state file %s: version %d, want %d", p, s.Version, stateVersion)
+	}
+	return s, nil
+}
+
+// SaveState replaces the state file of dir atomically (written to a
+// temporary file, synced, renamed).
+func SaveState(dir string, s State) error {
+	s.Version = stateVersion
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encoding state: %w", err)
+	}
+	b = append(b, '\n')
+	if err := renameio.WriteFile(filepath.Join(dir, StateName), b, 0o644); err != nil {
+		return fmt.Errorf("saving state: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,427 @@
+package logwrite
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"path/filepath"
+	"time"
+
+	"github.com/lklog/lklog/internal/logfile"
+	"github.com/lklog/lklog/internal/logproto"
+)
+
+// Limits of the writer.
+const (
+	// flushAt is the pending size at which a file is written before the
+	// end of a batch.
+	flushAt = 64 << 10
+	// maxOpen is the number of files kept open; past it every file is
+	// checkpointed and closed.
+	maxOpen = 256
+	// rotateRetry is how long a failed rotation waits before the next try.
+	rotateRetry = time.Second
+	// retryMin and retryMax bound the wait between attempts of a write
+	// that failed.
+	retryMin = 100 * time.Millisecond
+	retryMax = 2 * time.Second
+	// gapSource is the source whose file receives gap lines when no file
+	// is open (the source memlogd uses for its own messages).
+	gapSource = "memlogd"
+)
+
+// Stats counts what the writer did.
+type Stats struct {
+	Lines        uint64 // entry lines appended
+	Bytes        uint64 // bytes of those lines
+	Lost         uint64 // entries memlogd reported lost (gap lines)
+	Checkpoints  uint64
+	Rotations    uint64
+	WriteErrors  uint64 // failed attempts to write, open or checkpoint
+	RotateErrors uint64
+	Skipped      uint64 // legacy mode: own or already written entries
+}
+
+type openFile struct {
+	source  string
+	f       *logfile.File
+	retryAt time.Time // a failed rotation is retried after this
+}
+
+// writer turns records into lines in the files and keeps the state file.
+type writer struct {
+	cfg    Config
+	rep    *reporter
+	stderr io.Writer
+	now    func() time.Time
+
+	files  map[string]*openFile // by source
+	cursor logproto.Cursor      // last entry (or gap) whose line is appended
+	saved  logproto.Cursor      // cursor in the state file
+	legacy bool
+	// dirChanged is set when files were created, renamed or deleted
+	// since the directory was last synced.
+	dirChanged     bool
+	lastCheckpoint time.Time
+	stats          Stats
+
+	// Legacy mode: entries up to this receive time were written; on a
+	// reconnect the dump repeats them.
+	legacyLast      time.Time
+	legacyLastCount int
+	legacySkipEqual int
+	legacySkipping  bool
+}
+
+func newWriter(cfg Config, stderr io.Writer) *writer {
+	return &writer{
+		cfg: cfg, stderr: stderr, rep: newReporter(stderr, cfg.ReportInterval), now: time.Now,
+		files: map[string]*openFile{},
+	}
+}
+
+// retry runs op until it succeeds or ctx ends. Failures are reported once
+// per report interval under kind; the first success after a failure says
+// so. While it waits nothing is read from memlogd, which keeps the entries.
+func (w *writer) retry(ctx context.Context, kind string, op func() error) error {
+	wait := retryMin
+	var since time.Time
+	failures := 0
+	for {
+		err := op()
+		if err == nil {
+			if failures > 0 {
+				w.rep.clear(kind, "%s: working again after %v and %d failed attempts", kind, w.now().Sub(since).Round(time.Millisecond), failures)
+			}
+			return nil
+		}
+		w.stats.WriteErrors++
+		if failures == 0 {
+			since = w.now()
+		}
+		failures++
+		w.rep.report(kind, "%s: %v; holding %d bytes not yet written, retrying (memlogd keeps the entries meanwhile; %d entries lost so far)", kind, err, w.pending(), w.stats.Lost)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: %w (gave up: %v)", kind, err, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(wait*2, retryMax)
+	}
+}
+
+func (w *writer) pending() int {
+	n := 0
+	for _, of := range w.files {
+		n += of.f.Pending()
+	}
+	return n
+}
+
+// flushAll writes every file's pending bytes.
+func (w *writer) flushAll() error {
+	var first error
+	for _, of := range w.files {
+		if err := of.f.Flush(); err != nil && first == nil {
+			first = fmt.Errorf("%s: %w", of.f.Name, err)
+		}
+	}
+	return first
+}
+
+// checkpoint writes everything pending, syncs per policy and saves the
+// cursor with every open file's size.
+func (w *writer) checkpoint() error {
+	if err := w.flushAll(); err != nil {
+		return err
+	}
+	syncing := w.cfg.Sync != SyncNone
+	if syncing {
+		for _, of := range w.files {
+			if err := of.f.Sync(); err != nil {
+				return err
+			}
+		}
+		if w.dirChanged {
+			if err := logfile.SyncDir(w.cfg.LogDir); err != nil {
+				return err
+			}
+			w.dirChanged = false
+		}
+	}
+	w.lastCheckpoint = w.now()
+	if w.legacy {
+		return nil
+	}
+	st := State{Cursor: w.cursor}
+	for _, of := range w.files {
+		st.Files = append(st.Files, FileState{Name: of.f.Name, Ino: of.f.Ino(), Size: of.f.Size()})
+	}
+	if err := SaveState(w.cfg.LogDir, st); err != nil {
+		return err
+	}
+	if syncing {
+		if err := logfile.SyncDir(w.cfg.LogDir); err != nil {
+			return err
+		}
+	}
+	w.saved = w.cursor
+	w.stats.Checkpoints++
+	return nil
+}
+
+// fileFor returns the open file of source, opening it (and checkpointing,
+// so the state lists it with the size it had before this run wrote to it)
+// if needed.
+func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) {
+	if of, ok := w.files[source]; ok {
+		return of, nil
+	}
+	if len(w.files) >= maxOpen {
+		if err := w.retry(ctx, "checkpoint", w.checkpoint); err != nil {
+			return nil, err
+		}
+		for s, of := range w.files {
+			of.f.Close()
+			delete(w.files, s)
+		}
+	}
+	name := logfile.FileName(source)
+	var f *logfile.File
+	err := w.retry(ctx, "disk trouble", func() error {
+		var err error
+		f, err = logfile.Open(w.cfg.LogDir, name)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	of := &openFile{source: source, f: f}
+	w.files[source] = of
+	w.dirChanged = true
+	if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
+		return nil, err
+	}
+	return of, nil
+}
+
+// appendLine formats one entry line: <RFC3339 time> <source> <msg>.
+// Newlines inside source or message are written as \n so that one entry
+// stays one line.
+func appendLine(dst []byte, t time.Time, source, msg string) []byte {
+	dst = t.AppendFormat(dst, time.RFC3339)
+	dst = append(dst, ' ')
+	dst = appendEscaped(dst, source)
+	dst = append(dst, ' ')
+	dst = appendEscaped(dst, msg)
+	return append(dst, '\n')
+}
+
+func appendEscaped(dst []byte, s string) []byte {
+	for {
+		i := indexNL(s)
+		if i < 0 {
+			return append(dst, s...)
+		}
+		dst = append(dst, s[:i]...)
+		dst = append(dst, '\\', 'n')
+		s = s[i+1:]
+	}
+}
+
+func indexNL(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return i
+		}
+	}
+	return -1
+}
+
+// entry appends one entry's line to its source's file.
+func (w *writer) entry(ctx context.Context, rec *logproto.Record) error {
+	if w.legacy && w.skipLegacy(rec) {
+		w.stats.Skipped++
+		return nil
+	}
+	of, err := w.fileFor(ctx, rec.Source)
+	if err != nil {
+		return err
+	}
+	buf := of.f.Buffer()
+	n := len(buf)
+	buf = appendLine(buf, rec.OrigTime(), rec.Source, rec.Msg)
+	w.stats.Bytes += uint64(len(buf) - n)
+	of.f.SetBuffer(buf)
+	w.stats.Lines++
+	if w.legacy {
+		w.noteLegacy(rec)
+	} else {
+		w.cursor.Seq = rec.Seq
+	}
+	if of.f.Pending() >= flushAt {
+		if err := w.retry(ctx, "disk trouble", of.f.Flush); err != nil {
+			return err
+		}
+	}
+	if of.f.Size()+int64(of.f.Pending()) >= w.cfg.MaxLogSize {
+		return w.rotate(ctx, of)
+	}
+	return nil
+}
+
+// gap writes a line saying lost entries were dropped into every open file
+// (the lost entries may have belonged to any source), or into memlogd's
+// file when none is open.
+func (w *writer) gap(ctx context.Context, lost uint64) error {
+	w.stats.Lost += lost
+	w.rep.report("gap", "memlogd dropped %d entries before logwrite could write them (%d in all); a line in the log files marks the place", lost, w.stats.Lost)
+	if len(w.files) == 0 {
+		if _, err := w.fileFor(ctx, gapSource); err != nil {
+			return err
+		}
+	}
+	now := w.now()
+	msg := fmt.Sprintf("logwrite: %d entries lost here: memlogd dropped them before logwrite could write them", lost)
+	for _, of := range w.files {
+		of.f.SetBuffer(appendLine(of.f.Buffer(), now, of.source, msg))
+	}
+	return nil
+}
+
+// rotate checkpoints, so that the state matches the file being rotated,
+// and rotates. A failed rotation is reported and retried after
+// rotateRetry; meanwhile the file grows past its limit.
+func (w *writer) rotate(ctx context.Context, of *openFile) error {
+	if w.now().Before(of.retryAt) {
+		return nil
+	}
+	if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
+		return err
+	}
+	if err := logfile.Rotate(w.cfg.LogDir, of.f.Name, w.cfg.MaxLogFiles); err != nil {
+		w.stats.RotateErrors++
+		of.retryAt = w.now().Add(rotateRetry)
+		w.rep.report("rotation", "rotation failed, retrying in %v (the file keeps growing meanwhile): %v", rotateRetry, err)
+		return nil
+	}
+	w.rep.clear("rotation", "rotation works again (%s)", of.f.Name)
+	w.stats.Rotations++
+	w.dirChanged = true
+	of.f.Close()
+	delete(w.files, of.source)
+	w.afterRotate(of.f.Name)
+	return nil
+}
+
+// afterRotate compresses and enforces the quota; failures are reported
+// and retried at the next rotation.
+func (w *writer) afterRotate(name string) {
+	if w.cfg.Compress {
+		if err := logfile.CompressRotated(w.cfg.LogDir, name, w.cfg.MaxLogFiles); err != nil {
+			w.rep.report("compression", "compression failed (retried at the next rotation): %v", err)
+		} else {
+			w.rep.clear("compression", "")
+		}
+	}
+	w.quota()
+}
+
+func (w *writer) quota() {
+	if w.cfg.MaxTotalSize <= 0 {
+		return
+	}
+	deleted, total, err := logfile.EnforceQuota(w.cfg.LogDir, w.cfg.MaxTotalSize)
+	if len(deleted) > 0 {
+		w.dirChanged = true
+	}
+	if err != nil {
+		w.rep.report("quota", "-max-total-size %d: %v (%d bytes in %s)", w.cfg.MaxTotalSize, err, total, w.cfg.LogDir)
+		return
+	}
+	w.rep.clear("quota", "")
+}
+
+// retryRotations retries rotations that failed, once their wait is over.
+func (w *writer) retryRotations(ctx context.Context) error {
+	for _, of := range w.files {
+		if !of.retryAt.IsZero() && !w.now().Before(of.retryAt) && of.f.Size()+int64(of.f.Pending()) >= w.cfg.MaxLogSize {
+			if err := w.rotate(ctx, of); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// skipLegacy decides, in legacy mode after a reconnect, whether an entry
+// of the repeated dump was already written: entries received before the
+// last one written, and as many received at the same instant as were
+// written. LinuxKit's memlogd has no sequence numbers, so this is the
+// best that can be done.
+func (w *writer) skipLegacy(rec *logproto.Record) bool {
+	if ok, _ := path.Match(ownSources, rec.Source); ok {
+		return true
+	}
+	for _, p := range w.cfg.Exclude {
+		if ok, _ := path.Match(p, rec.Source); ok {
+			return true
+		}
+	}
+	if !w.legacySkipping {
+		return false
+	}
+	switch {
+	case rec.Time.Before(w.legacyLast):
+		return true
+	case rec.Time.Equal(w.legacyLast) && w.legacySkipEqual > 0:
+		w.legacySkipEqual--
+		return true
+	}
+	w.legacySkipping = false
+	return false
+}
+
+func (w *writer) noteLegacy(rec *logproto.Record) {
+	if rec.Time.Equal(w.legacyLast) {
+		w.legacyLastCount++
+		return
+	}
+	w.legacyLast, w.legacyLastCount = rec.Time, 1
+}
+
+// recover cuts the files listed in the state back to their checkpointed
+// sizes: run when memlogd still holds the entries after the cursor.
+func (w *writer) recover(st State) {
+	var removed int64
+	for _, fs := range st.Files {
+		if filepath.Base(fs.Name) != fs.Name || fs.Name == "." || fs.Name == ".." {
+			w.rep.report("state", "state file lists %q, which is not a file name; ignored", fs.Name)
+			continue
+		}
+		n, replaced, short, err := logfile.Truncate(w.cfg.LogDir, fs.Name, fs.Ino, fs.Size)
+		switch {
+		case err != nil:
+			fmt.Fprintf(w.stderr, "logwrite: %v; lines written after the last checkpoint may appear twice\n", err)
+		case replaced:
+			fmt.Fprintf(w.stderr, "logwrite: %s was replaced since the last checkpoint; left as it is\n", fs.Name)
+		case short:
+			fmt.Fprintf(w.stderr, "logwrite: %s is shorter than at the last checkpoint (lost in a crash without -sync?); continuing\n", fs.Name)
+		}
+		removed += n
+	}
+	if removed > 0 {
+		fmt.Fprintf(w.stderr, "logwrite: removed %d bytes written after the last checkpoint; memlogd sends those entries again\n", removed)
+	}
+}
+
+// closeAll closes every file.
+func (w *writer) closeAll() {
+	for s, of := range w.files {
+		of.f.Close()
+		delete(w.files, s)
+	}
+}
