@@ -5,9 +5,7 @@
 package image
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lklog/lklog/internal/lkpkg"
 	"github.com/lklog/lklog/internal/vm/cpio"
 	"github.com/lklog/lklog/internal/vm/guest"
 	"github.com/lklog/lklog/internal/vm/yml"
@@ -121,39 +120,12 @@ func Entries(repo, binDir string, entries []yml.Entry) ([]guest.Proc, error) {
 	return out, nil
 }
 
-// DefaultCommand reads the exec-form ENTRYPOINT and CMD of a Dockerfile and
-// returns ENTRYPOINT followed by CMD.
+// DefaultCommand returns ENTRYPOINT followed by CMD of a Dockerfile's last
+// stage.
 func DefaultCommand(dockerfile string) ([]string, error) {
-	f, err := os.Open(dockerfile)
+	entry, cmd, err := lkpkg.DockerfileCommand(dockerfile)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	var entry, cmd []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		key, rest, _ := strings.Cut(line, " ")
-		var dst *[]string
-		switch strings.ToUpper(key) {
-		case "FROM":
-			entry, cmd = nil, nil // a new stage
-			continue
-		case "ENTRYPOINT":
-			dst = &entry
-		case "CMD":
-			dst = &cmd
-		default:
-			continue
-		}
-		var v []string
-		if err := json.Unmarshal([]byte(strings.TrimSpace(rest)), &v); err != nil {
-			return nil, fmt.Errorf("%s: %s is not in exec form (JSON list): %w", dockerfile, key, err)
-		}
-		*dst = v
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", dockerfile, err)
 	}
 	all := append(entry, cmd...)
 	if len(all) == 0 {
