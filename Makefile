@@ -49,5 +49,21 @@ demo: build
 images: build
 	$(GO) run ./tools/mkimage -out out/images
 
+# LinuxKit packages with the real tool (needs `linuxkit` on PATH and a
+# Docker engine; neither is available in CI: use `make images` there).
+pkg-%: build
+	@command -v linuxkit >/dev/null || { echo "pkg-$*: the linuxkit tool is not on PATH; get it from github.com/linuxkit/linuxkit (go install ./src/cmd/linuxkit in a checkout) or use 'make images'"; exit 1; }
+	@mkdir -p pkg/$*/usr/bin
+	@for b in $$(ls pkg/$*/cmd); do cp $(BIN)/$$b pkg/$*/usr/bin/; done
+	linuxkit pkg build pkg/$*
+
+# Short fuzzing of every parser (go test -fuzz runs one target at a time).
+FUZZTIME ?= 20s
+fuzz:
+	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' internal); do \
+		d=$$(dirname $$t); for f in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$t | cut -c6-); do \
+			echo "== $$d $$f"; $(GO) test -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./$$d || exit 1; \
+		done; done
+
 clean:
 	rm -rf $(BIN) out
