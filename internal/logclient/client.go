@@ -42,8 +42,10 @@ type Stream struct {
 	follow bool
 	stop   func() bool
 	line   []byte
-	// Hello is the first record of an extended reply (zero for legacy).
-	Hello logproto.Record
+	// Hello is the first record of an extended reply (zero for legacy),
+	// and HelloLine that record as sent.
+	Hello     logproto.Record
+	HelloLine []byte
 	last  uint64 // sequence number of the last entry returned
 	ended bool
 }
@@ -91,6 +93,7 @@ func Open(ctx context.Context, path string, req logproto.Request) (*Stream, erro
 	switch rec.Type {
 	case logproto.TypeHello:
 		s.Hello = rec
+		s.HelloLine = append([]byte(nil), line...)
 		return s, nil
 	case logproto.TypeError:
 		s.Close()

@@ -97,8 +97,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&o.sources, "source", "only sources matching this glob (repeatable, or comma-separated)")
 	fs.Var(&o.exclude, "exclude", "skip sources matching this glob (repeatable, or comma-separated)")
 	fs.StringVar(&o.severity, "severity", "", "only entries at least this severe: 0-7 or emerg, alert, crit, err, warning, notice, info, debug")
-	fs.BoolVar(&o.json, "json", false, "print memlogd's JSON records as they arrive, one per line")
-	fs.StringVar(&o.after, "after-cursor", "", "start after this cursor (INSTANCE:SEQ, as -json's records and -cursor-file give)")
+	fs.BoolVar(&o.json, "json", false, "print memlogd's JSON records as they arrive, one per line (the hello record first, then entries and gaps)")
+	fs.StringVar(&o.after, "after-cursor", "", "start after this cursor: INSTANCE:SEQ (the instance of -json's hello record, the seq of an entry), as -cursor-file stores it")
 	fs.StringVar(&o.cursorFile, "cursor-file", "", "start after the cursor in this file if it exists, and store the last cursor in it on exit")
 	fs.BoolVar(&o.legacy, "legacy", false, "use only LinuxKit's one-byte requests (for LinuxKit's own memlogd)")
 	if err := fs.Parse(args); err != nil {
@@ -194,6 +194,10 @@ func run(ctx context.Context, o options, req logproto.Request, stdout io.Writer)
 	}
 	defer s.Close()
 	w := bufio.NewWriterSize(stdout, 64<<10)
+	if o.json && s.HelloLine != nil {
+		// The hello record names the instance that cursors refer to.
+		w.Write(append(s.HelloLine, '\n'))
+	}
 	err = copyRecords(s, w, o.json) // never nil: it ends with io.EOF at best
 	if ferr := w.Flush(); errors.Is(err, io.EOF) {
 		err = ferr
