@@ -84,6 +84,16 @@ func (d *FakeDevice) Add(prio uint32, usec uint64, text string, dict ...string) 
 	return seq
 }
 
+// Reopen makes the device usable again after Close, positioned at the
+// oldest record held, as a new open() of /dev/kmsg is. It returns d.
+func (d *FakeDevice) Reopen() *FakeDevice {
+	d.mu.Lock()
+	d.closed = false
+	d.pos = d.first
+	d.mu.Unlock()
+	return d
+}
+
 // Clear marks every record held as cleared (as dmesg -c): SeekData goes
 // past them.
 func (d *FakeDevice) Clear() {
