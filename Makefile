@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.0
 
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-go test-vm bench lint run demo images fuzz clean
+.PHONY: all build deps test test-go test-vm bench lint run demo images fuzz clean
 
 all: build
 
@@ -18,8 +18,12 @@ build:
 		$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/$$(basename $$d) ./$$d || exit 1; \
 	done
 
+# Debian packages the tests use (logger, unshare, debugfs, busybox, python3).
+deps:
+	./scripts/deps.sh
+
 # Go tests (unit, fuzz seeds, integration tests of the built binaries).
-test-go: build
+test-go: build deps
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 
 # QEMU test cases in test/cases (installs qemu, a Debian kernel and busybox
