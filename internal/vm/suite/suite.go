@@ -169,6 +169,26 @@ type CaseResult struct {
 	Elapsed time.Duration
 	Detail  string // why it failed
 	Serial  []byte
+	// SerialNote says where the whole serial log is (printed when the
+	// output is cut).
+	SerialNote string
+}
+
+// maxSerialLines bounds the serial output printed for a failed case.
+const maxSerialLines = 300
+
+// Tail returns the last n lines of b, noting how many were left out.
+func Tail(b []byte, n int) []byte {
+	b = bytes.TrimRight(b, "\n")
+	lines := bytes.Count(b, []byte("\n")) + 1
+	if lines <= n {
+		return b
+	}
+	cut := b
+	for i := 0; i < lines-n; i++ {
+		cut = cut[bytes.IndexByte(cut, '\n')+1:]
+	}
+	return append([]byte(fmt.Sprintf("[... %d earlier lines left out ...]\n", lines-n)), cut...)
 }
 
 // RunCase builds the case's initramfs (and disk), boots it, and runs its
@@ -225,6 +245,7 @@ func (e *Env) RunCase(ctx context.Context, c *Case) *CaseResult {
 	}
 	res.Serial = r.Serial
 	serialPath := filepath.Join(dir, "serial.log")
+	res.SerialNote = " (all of it in " + serialPath + ")"
 	if err := os.WriteFile(serialPath, r.Serial, 0o644); err != nil {
 		return fail("%v", err)
 	}
@@ -322,7 +343,8 @@ func (e *Env) RunAll(ctx context.Context, cases []*Case, jobs int) (passed, fail
 			failed++
 			fmt.Fprintf(e.Out, "FAIL %s (%.1fs): %s\n", c.Name, r.Elapsed.Seconds(), r.Detail)
 			if len(r.Serial) > 0 {
-				fmt.Fprintf(e.Out, "----- %s: serial output -----\n%s\n----- end of %s -----\n", c.Name, bytes.TrimRight(r.Serial, "\n"), c.Name)
+				fmt.Fprintf(e.Out, "----- %s: serial output%s -----\n%s\n----- end of %s -----\n",
+					c.Name, r.SerialNote, Tail(r.Serial, maxSerialLines), c.Name)
 			}
 		}(c)
 	}

@@ -108,3 +108,12 @@ func TestMakeDisk(t *testing.T) {
 		t.Fatal("bad path accepted")
 	}
 }
+
+func TestTail(t *testing.T) {
+	if got := string(Tail([]byte("a\nb\n"), 5)); got != "a\nb" {
+		t.Errorf("short: %q", got)
+	}
+	if got := string(Tail([]byte("1\n2\n3\n4\n"), 2)); got != "[... 2 earlier lines left out ...]\n3\n4" {
+		t.Errorf("cut: %q", got)
+	}
+}
