@@ -31,6 +31,8 @@ type Config struct {
 	PaceWait     time.Duration
 	Console      bool
 	Daemonize    bool
+	Kmsg         bool
+	KmsgState    string
 	// RequestTimeout bounds how long a query client may take to send its
 	// request.
 	RequestTimeout time.Duration
@@ -89,6 +91,8 @@ func ParseFlags(args []string, stderr io.Writer) (Config, *flag.FlagSet, error) 
 	fs.IntVar(&c.MaxReaders, "max-readers", DefaultMaxReaders, "concurrent query connections; more are refused")
 	fs.DurationVar(&c.PaceWait, "pace-wait", DefaultPaceWait, "longest a source waits for a reader about to lose entries to catch up to half the ring; 0: never wait")
 	fs.BoolVar(&c.Console, "console", true, "echo every entry to stdout (skipped and counted when stdout is slow)")
+	fs.BoolVar(&c.Kmsg, "kmsg", false, "read kernel messages from /dev/kmsg into the ring (then do not run the kmsg service too: memlogd drops its copies and warns)")
+	fs.StringVar(&c.KmsgState, "kmsg-state", "/run/memlogd/kmsg.state", "where -kmsg keeps the last kernel sequence number it delivered, so a restart in the same boot neither repeats nor skips records")
 	fs.BoolVar(&c.Daemonize, "daemonize", false, "bind the sockets, start a copy in the background and exit once they exist")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 10*time.Second, "how long a query client may take to send its request")
 	if err := fs.Parse(args); err != nil {

@@ -162,7 +162,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.logf(ring.SevInfo, "memlogd started: instance %s, ring of %d entries / %d bytes", d.instance, d.cfg.MaxLines, d.cfg.MaxBytes)
 	qs := &query.Server{
-		Ring: d.ring, Instance: d.instance, Boot: d.boot,
+		Ring: d.ring, Instance: d.instance, Boot: d.boot, Kmsg: d.cfg.Kmsg,
 		MaxReaders: d.cfg.MaxReaders, RequestTimeout: d.cfg.RequestTimeout,
 		Logf: d.logf, Now: now,
 	}
@@ -175,7 +175,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			wg.Wait()
 			return err
 		}
-		run(func(ctx context.Context) error { return srv.Serve(ctx, d.ring) })
+		var sink syslogd.Sink = d.ring
+		if d.cfg.Kmsg {
+			sink = &kmsgGuard{d: d}
+		}
+		run(func(ctx context.Context) error { return srv.Serve(ctx, sink) })
+	}
+	if d.cfg.Kmsg {
+		run(d.readKmsg)
 	}
 	<-ctx.Done()
 	d.logf(ring.SevInfo, "memlogd stopping")
