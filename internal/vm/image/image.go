@@ -33,6 +33,7 @@ type Spec struct {
 	Config   *yml.Config
 	CaseDir  string // copied to /test (may be empty)
 	LibDir   string // shared check helpers, copied to /test/lib (may be empty)
+	Extra    map[string][]byte // more files: path in the image -> contents
 	Plan     guest.Plan
 	Applets  []string // busybox --list-full output; filled by Build if nil
 	MaxBytes int64    // refuse larger images; 0 = 256 MiB
@@ -263,6 +264,16 @@ func (s *Spec) write(a *cpio.Writer) error {
 			if err := a.File(f.Path, uint32(mode), []byte(f.Contents)); err != nil {
 				return err
 			}
+		}
+	}
+	extra := make([]string, 0, len(s.Extra))
+	for p := range s.Extra {
+		extra = append(extra, p)
+	}
+	sort.Strings(extra)
+	for _, p := range extra {
+		if err := a.File(p, 0o644, s.Extra[p]); err != nil {
+			return err
 		}
 	}
 	plan := s.Plan

@@ -84,7 +84,7 @@ func (e *Env) Boot(ctx context.Context, ymlPath string, o RunOptions) error {
 			fmt.Fprintf(e.Out, "vmtest: persistent disk %s mounted on /var/log\n", qc.Disk)
 		}
 	}
-	if err := e.writeImage(qc.Initrd, cfg, "", plan); err != nil {
+	if err := e.writeImage(qc.Initrd, cfg, "", plan, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.Out, "vmtest: booting %s (QEMU without KVM: a few seconds)\n", ymlPath)

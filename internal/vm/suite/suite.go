@@ -5,6 +5,7 @@ package suite
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lklog/lklog/internal/vm/fetch"
@@ -225,8 +227,22 @@ func (e *Env) RunCase(ctx context.Context, c *Case) *CaseResult {
 		Check: image.GuestTestDir + "/check.sh", CheckTimeout: int(checkLimit / time.Second),
 		Disk: c.Opts.DiskMB > 0, Net: c.Opts.Net,
 	}
+	env := append(os.Environ(), "VMTEST_WORK="+dir)
+	var extra map[string][]byte
+	if hs := filepath.Join(c.Dir, "host-setup.sh"); fileExists(hs) {
+		stop, err := startHostSetup(ctx, hs, c.Dir, env)
+		if stop != nil {
+			defer stop()
+		}
+		if err != nil {
+			return fail("%v", err)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "guest.env")); err == nil {
+			extra = map[string][]byte{image.GuestTestDir + "/host.env": b}
+		}
+	}
 	initrd := filepath.Join(dir, "initrd.cpio")
-	if err := e.writeImage(initrd, c.Config, c.Dir, plan); err != nil {
+	if err := e.writeImage(initrd, c.Config, c.Dir, plan, extra); err != nil {
 		return fail("%v", err)
 	}
 	qc := &qemu.Config{
@@ -260,7 +276,7 @@ func (e *Env) RunCase(ctx context.Context, c *Case) *CaseResult {
 		defer cancel()
 		cmd := exec.CommandContext(hctx, "sh", hc)
 		cmd.Dir = c.Dir
-		cmd.Env = append(os.Environ(), "VMTEST_DISK="+qc.Disk, "VMTEST_SERIAL="+serialPath)
+		cmd.Env = append(env, "VMTEST_DISK="+qc.Disk, "VMTEST_SERIAL="+serialPath)
 		out, err := cmd.CombinedOutput()
 		res.Serial = append(res.Serial, []byte("\n--- host-check.sh ---\n")...)
 		res.Serial = append(res.Serial, out...)
@@ -273,15 +289,47 @@ func (e *Env) RunCase(ctx context.Context, c *Case) *CaseResult {
 	return res
 }
 
+// startHostSetup runs a case's host-setup.sh, which starts what the case
+// needs on the host (a log server, say) and returns once it is ready. What
+// it leaves running stays in its process group, which the returned stop
+// function ends. A file guest.env it writes in $VMTEST_WORK is put in the
+// VM as /test/host.env (e.g. the port a server listens on).
+func startHostSetup(ctx context.Context, script, dir string, env []string) (stop func(), err error) {
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(sctx, "sh", script)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// Background children keep the output pipe open: don't wait for them.
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("host-setup.sh: %w", err)
+	}
+	pgid := cmd.Process.Pid
+	stop = func() {
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		time.Sleep(200 * time.Millisecond)
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+	if err := cmd.Wait(); err != nil && !errors.Is(err, exec.ErrWaitDelay) {
+		return stop, fmt.Errorf("host-setup.sh: %w\n%s", err, out.String())
+	}
+	return stop, nil
+}
+
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
 
-func (e *Env) writeImage(dst string, cfg *yml.Config, caseDir string, plan guest.Plan) error {
+func (e *Env) writeImage(dst string, cfg *yml.Config, caseDir string, plan guest.Plan, extra map[string][]byte) error {
 	spec := &image.Spec{
 		Repo: e.Repo, BinDir: e.BinDir, Init: e.InitBin, Busybox: e.Assets.Busybox,
 		Modules: e.Assets.Modules, Config: cfg, CaseDir: caseDir, Plan: plan, Applets: e.Applets,
+		Extra: extra,
 	}
 	if caseDir != "" {
 		spec.LibDir = e.LibDir
