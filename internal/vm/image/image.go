@@ -31,8 +31,8 @@ type Spec struct {
 	Busybox  string   // static busybox (/bin/busybox)
 	Modules  []string // host paths of .ko files, in load order
 	Config   *yml.Config
-	CaseDir  string // copied to /test (may be empty)
-	LibDir   string // shared check helpers, copied to /test/lib (may be empty)
+	CaseDir  string            // copied to /test (may be empty)
+	LibDir   string            // shared check helpers, copied to /test/lib (may be empty)
 	Extra    map[string][]byte // more files: path in the image -> contents
 	Plan     guest.Plan
 	Applets  []string // busybox --list-full output; filled by Build if nil
