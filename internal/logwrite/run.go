@@ -123,7 +123,18 @@ func (w *writer) request() logproto.Request {
 // reports whether any entry arrived.
 func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, error) {
 	s, err := logclient.Open(ctx, w.cfg.Socket, w.request())
-	if errors.Is(err, logclient.ErrNotExtended) && !w.legacy {
+	// LinuxKit's memlogd reads one byte of the request and closes the
+	// connection with the rest unread, which the kernel reports as a
+	// reset rather than an end of file. A reset can also be a memlogd
+	// dying at that moment, so it counts only when it happens twice in a
+	// row.
+	reset := errors.Is(err, syscall.ECONNRESET)
+	if reset {
+		w.resets++
+	} else {
+		w.resets = 0
+	}
+	if (errors.Is(err, logclient.ErrNotExtended) || w.resets >= 2) && !w.legacy {
 		fmt.Fprintf(w.stderr, "logwrite: %v: falling back to LinuxKit's mode 2 (dump then follow). Exactly-once is impossible in this mode: without sequence numbers a restart writes the ring again (a reconnect skips entries by receive time, which is a guess), and lost entries are not reported\n", err)
 		w.legacy = true
 		w.legacySkipping = false

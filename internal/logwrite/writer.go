@@ -60,6 +60,7 @@ type writer struct {
 	cursor logproto.Cursor      // last entry (or gap) whose line is appended
 	saved  logproto.Cursor      // cursor in the state file
 	legacy bool
+	resets int // connections reset before the hello, in a row
 	// dirChanged is set when files were created, renamed or deleted
 	// since the directory was last synced.
 	dirChanged     bool

@@ -1,0 +1,365 @@
+package logwrite
+
+import (
+	"bufio"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lklog/lklog/internal/logfile"
+)
+
+// LinuxKit's own test: with -max-log-size 1024 the file is rotated to
+// fill-the-logs.out.log.0.
+func TestLinuxKitRotationExpectation(t *testing.T) {
+	e := newEnv(t, 10000)
+	lw := e.logwrite("-max-log-size", "1024")
+	src := e.source("fill-the-logs.out")
+	writeNumbers(t, src, "fill", 1, 400)
+	waitFor(t, 10*time.Second, "the last line", func() bool {
+		l, _ := trySourceLines(e.logDir, "fill-the-logs.out")
+		return len(l) > 0 && strings.HasSuffix(l[len(l)-1], " fill 400")
+	})
+	lw.stop(t)
+	if _, err := os.Stat(filepath.Join(e.logDir, "fill-the-logs.out.log.0")); err != nil {
+		t.Fatal(err)
+	}
+	nums, lost := numbers(t, sourceLines(t, e.logDir, "fill-the-logs.out"), "fill-the-logs.out", "fill")
+	if lost != 0 {
+		t.Fatalf("%d lost", lost)
+	}
+	// 10 files of about 1 KiB hold the last lines.
+	if len(nums) == 0 || nums[len(nums)-1] != 400 {
+		t.Fatalf("last line %v", nums[len(nums)-5:])
+	}
+	exactlyOnce(t, nums, nums[0], 400)
+	for _, n := range []string{"fill-the-logs.out.log.9", "fill-the-logs.out.log.10"} {
+		_, err := os.Stat(filepath.Join(e.logDir, n))
+		if want := n == "fill-the-logs.out.log.9"; (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", n, err == nil, want)
+		}
+	}
+}
+
+// kill -9 in the middle of a stream, several times: every line once.
+func TestKillNineExactlyOnce(t *testing.T) {
+	const total = 60000
+	e := newEnv(t, 200000)
+	args := []string{"-max-log-size", "65536", "-max-log-files", "1000", "-sync", "none", "-checkpoint-interval", "50ms"}
+	lw := e.logwrite(args...)
+	src := e.source("numbers.out")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; i <= total; i += 500 {
+			writeNumbers(t, src, "n", i, i+499)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	rng := rand.New(rand.NewPCG(1, 2))
+	kills := 0
+	for kills < 8 {
+		time.Sleep(time.Duration(50+rng.IntN(200)) * time.Millisecond)
+		lw.kill()
+		kills++
+		lw = e.logwrite(args...)
+	}
+	<-done
+	waitFor(t, 30*time.Second, "all lines", func() bool { return countLines(t, e.logDir, "numbers.out") >= total })
+	time.Sleep(200 * time.Millisecond)
+	lw.stop(t)
+	nums, lost := numbers(t, sourceLines(t, e.logDir, "numbers.out"), "numbers.out", "n")
+	if lost != 0 {
+		t.Fatalf("%d lost", lost)
+	}
+	exactlyOnce(t, nums, 1, total)
+	if !strings.Contains(lw.Stderr(), "") {
+		t.Log(lw.Stderr())
+	}
+}
+
+// kill -9 with -sync always and small files (a rotation at nearly every
+// batch): the crash lands between rotations and checkpoints too.
+func TestKillNineDuringRotations(t *testing.T) {
+	const total = 20000
+	e := newEnv(t, 100000)
+	args := []string{"-max-log-size", "4096", "-max-log-files", "9999", "-sync", "always", "-compress"}
+	lw := e.logwrite(args...)
+	src := e.source("rot")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; i <= total; i += 200 {
+			writeNumbers(t, src, "n", i, i+199)
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	for k := 0; k < 6; k++ {
+		time.Sleep(time.Duration(80+k*37) * time.Millisecond)
+		lw.kill()
+		lw = e.logwrite(args...)
+	}
+	<-done
+	waitFor(t, 60*time.Second, "all lines", func() bool { return countLines(t, e.logDir, "rot") >= total })
+	lw.stop(t)
+	nums, _ := numbers(t, sourceLines(t, e.logDir, "rot"), "rot", "n")
+	exactlyOnce(t, nums, 1, total)
+}
+
+// A new memlogd instance (a reboot): the old lines stay, the new ring is
+// written from its start, nothing twice.
+func TestNewInstance(t *testing.T) {
+	e := newEnv(t, 10000)
+	lw := e.logwrite()
+	src := e.source("svc")
+	writeNumbers(t, src, "n", 1, 1000)
+	waitFor(t, 10*time.Second, "first boot's lines", func() bool { return countLines(t, e.logDir, "svc") == 1000 })
+	// Killed right away: the lines after the last checkpoint must not be
+	// cut, as the new instance cannot send them again.
+	lw.kill()
+	e.memlogd.kill()
+	e.startMemlogd(10000)
+	src = e.source("svc")
+	writeNumbers(t, src, "n", 1001, 2000)
+	lw = e.logwrite()
+	waitFor(t, 10*time.Second, "second boot's lines", func() bool { return countLines(t, e.logDir, "svc") >= 2000 })
+	time.Sleep(300 * time.Millisecond)
+	lw.stop(t)
+	nums, lost := numbers(t, sourceLines(t, e.logDir, "svc"), "svc", "n")
+	if lost != 0 {
+		t.Fatalf("lost %d", lost)
+	}
+	exactlyOnce(t, nums, 1, 2000)
+	if !strings.Contains(lw.Stderr(), "new instance") {
+		t.Errorf("no word about the new instance: %s", lw.Stderr())
+	}
+}
+
+// memlogd goes away and comes back while logwrite runs: it reconnects with
+// backoff (little CPU meanwhile) and writes the new instance's lines.
+func TestReconnect(t *testing.T) {
+	e := newEnv(t, 10000)
+	lw := e.logwrite("-max-backoff", "500ms")
+	src := e.source("svc")
+	writeNumbers(t, src, "n", 1, 100)
+	waitFor(t, 10*time.Second, "lines", func() bool { return countLines(t, e.logDir, "svc") == 100 })
+	e.memlogd.kill()
+	os.Remove(e.querySock())
+	cpu0 := lw.cpu(t)
+	time.Sleep(2 * time.Second)
+	if used := lw.cpu(t) - cpu0; used > 200*time.Millisecond {
+		t.Errorf("logwrite used %v of CPU in 2 s without memlogd: a busy loop", used)
+	}
+	e.startMemlogd(10000)
+	src = e.source("svc")
+	writeNumbers(t, src, "n", 101, 200)
+	waitFor(t, 10*time.Second, "lines after the restart", func() bool { return countLines(t, e.logDir, "svc") >= 200 })
+	time.Sleep(200 * time.Millisecond)
+	lw.stop(t)
+	nums, _ := numbers(t, sourceLines(t, e.logDir, "svc"), "svc", "n")
+	exactlyOnce(t, nums, 1, 200)
+	if !strings.Contains(lw.Stderr(), "reconnecting") {
+		t.Errorf("no reconnect reported: %s", lw.Stderr())
+	}
+}
+
+// Entries evicted before logwrite read them show up as one gap line with
+// the number lost.
+func TestGapLine(t *testing.T) {
+	e := newEnv(t, 100, "-pace-wait", "0")
+	src := e.source("svc")
+	writeNumbers(t, src, "n", 1, 1000)
+	// memlogd's own "started" entry is evicted too.
+	waitFor(t, 5*time.Second, "memlogd to hold the lines", func() bool { return true })
+	time.Sleep(300 * time.Millisecond)
+	lw := e.logwrite()
+	waitFor(t, 10*time.Second, "lines", func() bool { return countLines(t, e.logDir, "svc") >= 100 })
+	lw.stop(t)
+	all := append(sourceLines(t, e.logDir, "memlogd"), sourceLines(t, e.logDir, "svc")...)
+	var gapLines []string
+	for _, l := range all {
+		if strings.Contains(l, " logwrite: ") {
+			gapLines = append(gapLines, l)
+		}
+	}
+	if len(gapLines) != 1 || !strings.Contains(gapLines[0], " entries lost here") {
+		t.Fatalf("gap lines: %q", gapLines)
+	}
+	nums, _ := numbers(t, sourceLines(t, e.logDir, "svc"), "svc", "n")
+	exactlyOnce(t, nums, 901, 1000)
+}
+
+// Hostile source names stay inside the directory, each in its own file.
+func TestHostileNames(t *testing.T) {
+	e := newEnv(t, 10000)
+	outside := filepath.Dir(e.logDir)
+	names := []string{"../escape", "../../etc/passwd", "a/b", ".", "..", "ctl\x01\x1b[2J", strings.Repeat("L", 250),
+		strings.Repeat("L", 250) + "2", "x", "x.log", "x.log.0", "%2E", "sp ace", "logwrite-not-me", "ok"}
+	lw := e.logwrite("-max-log-size", "100000")
+	for _, n := range names {
+		f := e.source(n)
+		f.WriteString("hello from " + strings.ReplaceAll(n, "\n", "") + "\n")
+		f.Close()
+	}
+	want := len(names) - 1 // logwrite* is skipped
+	waitFor(t, 10*time.Second, "a file per name", func() bool {
+		n := 0
+		for _, name := range names {
+			if _, err := os.Stat(filepath.Join(e.logDir, logfile.FileName(name))); err == nil {
+				n++
+			}
+		}
+		return n >= want
+	})
+	time.Sleep(300 * time.Millisecond)
+	lw.stop(t)
+	ents, _ := os.ReadDir(outside)
+	if len(ents) != 1 {
+		var ns []string
+		for _, e := range ents {
+			ns = append(ns, e.Name())
+		}
+		t.Fatalf("files outside the log directory: %q", ns)
+	}
+	ents, _ = os.ReadDir(e.logDir)
+	for _, en := range ents {
+		if en.IsDir() || strings.HasPrefix(en.Name(), ".") {
+			t.Errorf("unexpected entry %q", en.Name())
+		}
+	}
+	for _, n := range names {
+		p := filepath.Join(e.logDir, logfile.FileName(n))
+		b, err := os.ReadFile(p)
+		if strings.HasPrefix(n, "logwrite") {
+			if err == nil {
+				t.Errorf("own source %q written", n)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", n, err)
+			continue
+		}
+		if lines := strings.Count(string(b), "\n"); lines != 1 || !strings.Contains(string(b), " "+n+" hello from") {
+			t.Errorf("%q: file %s holds %q", n, p, b)
+		}
+	}
+}
+
+// -compress and -max-total-size: every rotated file decompresses to its
+// lines, the directory stays under the quota and the newest lines are
+// kept.
+func TestCompressAndQuota(t *testing.T) {
+	e := newEnv(t, 100000)
+	const quota = 30000
+	lw := e.logwrite("-max-log-size", "8192", "-max-log-files", "100", "-compress", "-max-total-size", "30000")
+	src := e.source("big")
+	const total = 20000
+	writeNumbers(t, src, "n", 1, total)
+	waitFor(t, 20*time.Second, "the last line", func() bool {
+		l, _ := trySourceLines(e.logDir, "big")
+		return len(l) > 0 && strings.HasSuffix(l[len(l)-1], " n 20000")
+	})
+	time.Sleep(200 * time.Millisecond)
+	lw.stop(t)
+	var size int64
+	ents, _ := os.ReadDir(e.logDir)
+	gz := 0
+	for _, en := range ents {
+		info, _ := en.Info()
+		size += info.Size()
+		if strings.HasSuffix(en.Name(), ".gz") {
+			gz++
+		}
+	}
+	if size > quota+8192+200 {
+		t.Errorf("directory holds %d bytes, quota %d", size, quota)
+	}
+	if gz < 2 {
+		t.Errorf("%d compressed files", gz)
+	}
+	nums, _ := numbers(t, sourceLines(t, e.logDir, "big"), "big", "n")
+	if len(nums) < 1000 {
+		t.Fatalf("only %d lines kept", len(nums))
+	}
+	// The oldest were deleted; what is kept is contiguous up to the end.
+	exactlyOnce(t, nums, nums[0], total)
+	if nums[0] == 1 {
+		t.Error("the quota deleted nothing")
+	}
+}
+
+// LinuxKit's memlogd answers an extended request by closing the
+// connection: logwrite falls back to mode 2, says exactly-once is
+// impossible, and still writes the lines.
+func TestLegacyFallback(t *testing.T) {
+	_, lwBin := build(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "q.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	modes := make(chan byte, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				b := make([]byte, 1)
+				if _, err := c.Read(b); err != nil {
+					return
+				}
+				modes <- b[0]
+				if b[0] != 2 {
+					return // what LinuxKit's memlogd does with '{'
+				}
+				w := bufio.NewWriter(c)
+				w.WriteString(`{"time":"2024-01-02T03:04:05.123456789Z","source":"app","msg":"one"}` + "\n")
+				w.WriteString(`{"time":"2024-01-02T03:04:06Z","source":"logwrite","msg":"own"}` + "\n")
+				w.WriteString(`{"time":"2024-01-02T03:04:07Z","source":"app","msg":"two"}` + "\n")
+				w.Flush()
+				time.Sleep(10 * time.Second)
+			}(c)
+		}
+	}()
+	logDir := filepath.Join(dir, "log")
+	lw := start(t, lwBin, "-socket", sock, "-log-dir", logDir)
+	waitFor(t, 10*time.Second, "app.log", func() bool {
+		b, _ := os.ReadFile(filepath.Join(logDir, "app.log"))
+		return strings.Count(string(b), "\n") == 2
+	})
+	lw.stop(t)
+	b, _ := os.ReadFile(filepath.Join(logDir, "app.log"))
+	if want := "2024-01-02T03:04:05Z app one\n2024-01-02T03:04:07Z app two\n"; string(b) != want {
+		t.Errorf("app.log = %q, want %q", b, want)
+	}
+	// Extended requests (a reset connection twice), then mode 2.
+	if a, b, c := <-modes, <-modes, <-modes; a != '{' || b != '{' || c != 2 {
+		t.Errorf("requests %q %q %q", a, b, c)
+	}
+	if !strings.Contains(lw.Stderr(), "Exactly-once is impossible") {
+		t.Errorf("stderr: %s", lw.Stderr())
+	}
+	if _, err := os.Stat(filepath.Join(logDir, "logwrite.log")); err == nil {
+		t.Error("own output written")
+	}
+}
+
+// The sender's timestamp ("ts") is preferred over memlogd's receive time.
+func TestLineFormat(t *testing.T) {
+	var b []byte
+	ts := time.Date(2025, 3, 4, 5, 6, 7, 890, time.UTC)
+	b = appendLine(b, ts, "src\nx", "a\nb")
+	if got, want := string(b), "2025-03-04T05:06:07Z src\\nx a\\nb\n"; got != want {
+		t.Errorf("line %q, want %q", got, want)
+	}
+}
