@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -49,6 +50,15 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "vmtest: run from the repository root (no go.mod here)")
 		return 2
 	}
+	// mkfs.ext4 and debugfs live in /usr/sbin, which a non-login PATH may
+	// lack.
+	path := os.Getenv("PATH")
+	for _, d := range []string{"/usr/sbin", "/sbin"} {
+		if !strings.Contains(":"+path+":", ":"+d+":") {
+			path += ":" + d
+		}
+	}
+	os.Setenv("PATH", path)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

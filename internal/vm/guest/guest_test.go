@@ -173,8 +173,16 @@ func TestSendToMissingSocketFallsBack(t *testing.T) {
 func TestReaper(t *testing.T) {
 	r := NewReaper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.Run(ctx)
+	stopped := make(chan struct{})
+	go func() {
+		r.Run(ctx)
+		close(stopped)
+	}()
+	// The reaper must be gone before other tests start processes.
+	defer func() {
+		cancel()
+		<-stopped
+	}()
 	quick, err := r.Start("quick", exec.Command("sh", "-c", "exit 3"))
 	if err != nil {
 		t.Fatal(err)
