@@ -58,14 +58,8 @@ func (e *Env) Boot(ctx context.Context, ymlPath string, o RunOptions) error {
 	if skipped := append(skipOn, skipSvc...); len(skipped) > 0 {
 		fmt.Fprintf(e.Out, "vmtest: not run (not lklog packages; the console has a shell instead of getty): %s\n", strings.Join(skipped, ", "))
 	}
-	onboot, err := image.Entries(e.Repo, e.BinDir, onbootY)
-	if err != nil {
-		return err
-	}
-	services, err := image.Entries(e.Repo, e.BinDir, servicesY)
-	if err != nil {
-		return err
-	}
+	onboot := e.entriesOrSkip(onbootY)
+	services := e.entriesOrSkip(servicesY)
 	dir := filepath.Join(e.WorkDir, "run")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("run: %w", err)
@@ -100,4 +94,20 @@ func (e *Env) Boot(ctx context.Context, ymlPath string, o RunOptions) error {
 		return fmt.Errorf("run: %v", r.Err)
 	}
 	return nil
+}
+
+// entriesOrSkip turns entries into processes, leaving out (with a note) the
+// lklog packages that have nothing to run yet, such as a package whose
+// binary is not built.
+func (e *Env) entriesOrSkip(entries []yml.Entry) []guest.Proc {
+	var out []guest.Proc
+	for _, en := range entries {
+		p, err := image.Entries(e.Repo, e.BinDir, []yml.Entry{en})
+		if err != nil {
+			fmt.Fprintf(e.Out, "vmtest: not run: %v\n", err)
+			continue
+		}
+		out = append(out, p...)
+	}
+	return out
 }

@@ -4,7 +4,7 @@ set -e
 SECONDS_OF_LOAD=4
 # memlogd's default ring is 6 MiB of entries; its Go heap, the ring and
 # buffers must stay well under this (KiB).
-RSS_LIMIT_KB=65536
+RSS_LIMIT_KB=32768
 
 logread -F >/tmp/follow 2>/tmp/follow.err &
 follower=$!
