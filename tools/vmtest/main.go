@@ -62,6 +62,12 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	unlock, err := suite.Lock(ctx, *cache, 15*time.Minute, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vmtest:", err)
+		return 1
+	}
+	defer unlock()
 	start := time.Now()
 	env, err := suite.Prepare(ctx, repo, *cache, os.Stdout)
 	if err != nil {
@@ -74,6 +80,8 @@ func run() int {
 	fmt.Printf("vmtest: ready in %.1fs (%s)\n", time.Since(start).Seconds(), env.Assets.Kernel)
 
 	if *boot != "" {
+		// A person may keep the VM for hours: let test runs go on.
+		unlock()
 		_, terr := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
 		o := suite.RunOptions{Interactive: terr == nil, FollowSeconds: *follow, Timeout: time.Duration(*follow)*time.Second + 120*time.Second}
 		if o.Interactive {

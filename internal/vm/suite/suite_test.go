@@ -117,3 +117,26 @@ func TestTail(t *testing.T) {
 		t.Errorf("cut: %q", got)
 	}
 }
+
+func TestLock(t *testing.T) {
+	dir := t.TempDir()
+	var out strings.Builder
+	unlock, err := Lock(context.Background(), dir, time.Second, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flock locks belong to the open file: a second open in this process
+	// conflicts like another process would.
+	if _, err := Lock(context.Background(), dir, 300*time.Millisecond, &out); err == nil {
+		t.Fatal("second lock granted while the first is held")
+	}
+	if !strings.Contains(out.String(), "waiting for another vmtest run") {
+		t.Errorf("no waiting message: %q", out.String())
+	}
+	unlock()
+	unlock2, err := Lock(context.Background(), dir, time.Second, &out)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	unlock2()
+}
