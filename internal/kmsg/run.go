@@ -48,6 +48,11 @@ type Config struct {
 	// BootID is the current boot's id; "" means read it from
 	// BootIDPath.
 	BootID string
+	// Delivered is a position known to be delivered besides the state
+	// file (the kmsg service asks memlogd for the last kernel record it
+	// holds): of the two, the later one of this boot is where reading
+	// continues.
+	Delivered *State
 	// StateEvery bounds how long delivered records go without a state
 	// save while records keep coming; 0 means 250 ms. The state is also
 	// saved whenever the kernel has nothing more to read, and at exit.
@@ -89,6 +94,17 @@ const batchMax = 128
 //
 // In memlogd: kmsg.Run(ctx, cfg, d.ring).
 func Run(ctx context.Context, cfg Config, sink Sink) error {
+	return run(ctx, cfg, func(es []ring.Entry) (int, error) {
+		sink.Append(es...)
+		return len(es), nil
+	})
+}
+
+// deliverFunc delivers entries in order and returns how many it
+// delivered; with fewer than all, it returns why (run then stops).
+type deliverFunc func(es []ring.Entry) (int, error)
+
+func run(ctx context.Context, cfg Config, deliver deliverFunc) error {
 	if cfg.Device == "" {
 		cfg.Device = DefaultPath
 	}
@@ -112,24 +128,29 @@ func Run(ctx context.Context, cfg Config, sink Sink) error {
 		every = 250 * time.Millisecond
 	}
 	boot := cfg.BootID
-	var rcfg ReaderConfig
-	if cfg.StatePath != "" {
-		if boot == "" {
-			var err error
-			if boot, err = ReadBootID(); err != nil {
-				return fmt.Errorf("kmsg: %w", err)
-			}
+	if boot == "" && (cfg.StatePath != "" || cfg.Delivered != nil) {
+		var err error
+		if boot, err = ReadBootID(); err != nil {
+			return fmt.Errorf("kmsg: %w", err)
 		}
-		st, ok, err := LoadState(cfg.StatePath)
+	}
+	var st State
+	var ok bool
+	if cfg.StatePath != "" {
+		var err error
+		st, ok, err = LoadState(cfg.StatePath)
 		if err != nil {
 			logf(ring.SevWarning, "kmsg: %v; starting as on a fresh boot", err)
 		}
-		var note string
-		rcfg, note = Resume(st, ok, boot, cfg.Replay)
-		logf(ring.SevInfo, "kmsg: %s", note)
-	} else {
-		rcfg, _ = Resume(State{}, false, "", cfg.Replay)
 	}
+	if d := cfg.Delivered; d != nil && d.Boot == boot && (!ok || st.Boot != boot || d.Seq > st.Seq) {
+		if ok && st.Boot == boot {
+			logf(ring.SevWarning, "kmsg: records up to %d were delivered but the state file says %d (killed before saving it?): continuing after %d", d.Seq, st.Seq, d.Seq)
+		}
+		st, ok = *d, true
+	}
+	rcfg, note := Resume(st, ok, boot, cfg.Replay)
+	logf(ring.SevInfo, "kmsg: %s", note)
 	rcfg.BootTime = cfg.BootTime
 	dev, err := open(cfg.Device)
 	if err != nil {
@@ -143,37 +164,58 @@ func Run(ctx context.Context, cfg Config, sink Sink) error {
 	defer rd.Close()
 
 	var (
-		conv      Converter
-		batch     []ring.Entry
-		last      uint64 // last sequence number read (delivered or filtered)
+		conv  Converter
+		batch []ring.Entry
+		// marks[i] is the last sequence number dealt with once batch[i]
+		// is delivered (-1: none yet).
+		marks     []int64
+		last      uint64 // last sequence number read (delivered, pending or filtered)
 		haveLast  bool
+		done      uint64 // last sequence number delivered or filtered
+		haveDone  bool
 		saved     uint64
 		haveSaved bool
 		lastSave  = time.Now()
 	)
 	save := func(force bool) error {
-		if cfg.StatePath == "" || !haveLast || haveSaved && saved == last {
+		if cfg.StatePath == "" || !haveDone || haveSaved && saved == done {
 			return nil
 		}
 		if !force && time.Since(lastSave) < every {
 			return nil
 		}
 		lastSave = time.Now()
-		if err := SaveState(cfg.StatePath, State{Boot: boot, Seq: last}); err != nil {
+		if err := SaveState(cfg.StatePath, State{Boot: boot, Seq: done}); err != nil {
 			return err
 		}
-		saved, haveSaved = last, true
+		saved, haveSaved = done, true
 		return nil
 	}
-	flush := func(idle bool) {
+	// flush delivers the batch and saves the state.
+	flush := func(idle bool) error {
+		var derr error
 		if len(batch) > 0 {
-			sink.Append(batch...)
-			batch = batch[:0]
+			n, err := deliver(batch)
+			if n == len(batch) && haveLast {
+				done, haveDone = last, true
+			} else if n > 0 && marks[n-1] >= 0 {
+				done, haveDone = uint64(marks[n-1]), true
+			}
+			if n < len(batch) {
+				derr = err
+				if derr == nil {
+					derr = fmt.Errorf("kmsg: %d of %d entries not delivered", len(batch)-n, len(batch))
+				}
+			}
+			batch, marks = batch[:0], marks[:0]
 			conv.Reset()
+		} else if haveLast {
+			done, haveDone = last, true
 		}
-		if err := save(idle); err != nil {
+		if err := save(idle || derr != nil); err != nil {
 			logf(ring.SevErr, "kmsg: %v", err)
 		}
+		return derr
 	}
 	for {
 		// Wait only with nothing left to deliver or save.
@@ -182,11 +224,12 @@ func Run(ctx context.Context, cfg Config, sink Sink) error {
 		switch {
 		case err == nil:
 		case errors.Is(err, unix.EAGAIN):
-			flush(true)
+			if err := flush(true); err != nil {
+				return stopped(ctx, err)
+			}
 			continue
 		case ctx.Err() != nil:
-			flush(true)
-			return nil
+			return stopped(ctx, flush(true))
 		default:
 			flush(true)
 			return fmt.Errorf("kmsg: %w", err)
@@ -197,9 +240,27 @@ func Run(ctx context.Context, cfg Config, sink Sink) error {
 				continue
 			}
 		}
+		mark := int64(-1)
+		switch {
+		case ev.Loss != nil && ev.Loss.Known:
+			mark = int64(ev.Loss.Last) // lost for good: nothing to wait for
+		case haveLast:
+			mark = int64(last)
+		}
 		batch = append(batch, conv.Entry(&ev, now()))
+		marks = append(marks, mark)
 		if len(batch) >= batchMax {
-			flush(false)
+			if err := flush(false); err != nil {
+				return stopped(ctx, err)
+			}
 		}
 	}
+}
+
+// stopped turns an error met while stopping into nil.
+func stopped(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
