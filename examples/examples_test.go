@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,12 +20,13 @@ import (
 // name once its package lands: the test fails while a finished package is
 // still listed here.
 var pending = map[string]string{
-	"kmsg":     "issue 4",
 	"logwrite": "issue 5",
 }
 
-// needs lists, per lklog package used as a service, binds (by prefix
-// "src:dst") and capabilities it cannot work without.
+// needs lists, per lklog package used as a service, binds ("src:dst") and
+// capabilities it cannot work without, from the entry or the package's
+// build.yml config. A bind of a parent directory (/dev:/dev) covers one
+// below it (/dev/kmsg:/dev/kmsg).
 var needs = map[string]struct{ binds, caps []string }{
 	"kmsg":     {binds: []string{"/dev/kmsg:/dev/kmsg"}, caps: []string{"CAP_SYSLOG"}},
 	"logwrite": {binds: []string{"/var/log:/var/log", "/var/run:/var/run"}},
@@ -142,12 +144,16 @@ func TestServiceBindsAndCapabilities(t *testing.T) {
 			if !ok || !hasNeeds {
 				continue
 			}
+			if issue, ok := pending[p]; ok {
+				t.Logf("%s: service %s: lklog/%s not there yet (%s): binds and capabilities not checked", file, e.Name, p, issue)
+				continue
+			}
 			binds, caps := e.Binds, e.Capabilities
 			if pb, pc, ok := packageConfig(t, p); ok {
 				binds, caps = append(binds, pb...), append(caps, pc...)
 			}
 			for _, b := range need.binds {
-				if !hasPrefix(binds, b) {
+				if !covered(binds, b) {
 					t.Errorf("%s: service %s (lklog/%s) lacks bind %s (has %q)", file, e.Name, p, b, binds)
 				}
 			}
@@ -207,13 +213,41 @@ func TestLinuxkitDryRun(t *testing.T) {
 	}
 }
 
-func hasPrefix(list []string, prefix string) bool {
-	for _, s := range list {
-		if s == prefix || strings.HasPrefix(s, prefix+":") {
+// covered reports whether one of binds ("src:dst[:opts]") mounts need
+// ("src:dst"), itself or through a parent directory.
+func covered(binds []string, need string) bool {
+	nsrc, ndst, _ := strings.Cut(need, ":")
+	for _, b := range binds {
+		parts := strings.SplitN(b, ":", 3)
+		if len(parts) < 2 {
+			continue
+		}
+		src, dst := path.Clean(parts[0]), path.Clean(parts[1])
+		rel, ok := strings.CutPrefix(nsrc, src)
+		if !ok || (rel != "" && !strings.HasPrefix(rel, "/") && src != "/") {
+			continue
+		}
+		if path.Join(dst, rel) == path.Clean(ndst) {
 			return true
 		}
 	}
 	return false
+}
+
+func TestCovered(t *testing.T) {
+	binds := []string{"/dev:/dev", "/var/log:/var/log:rshared", "/devices:/x"}
+	for need, want := range map[string]bool{
+		"/dev/kmsg:/dev/kmsg": true,
+		"/dev:/dev":           true,
+		"/var/log:/var/log":   true,
+		"/var/run:/var/run":   false,
+		"/devicesx:/devicesx": false,
+		"/dev/kmsg:/kmsg":     false,
+	} {
+		if got := covered(binds, need); got != want {
+			t.Errorf("covered(%q) = %v, want %v", need, got, want)
+		}
+	}
 }
 
 func contains(list []string, s string) bool {
