@@ -224,7 +224,6 @@ func BenchmarkLatencyRealDevice(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
 
-
 // BenchmarkDeviceWakeupRealDevice: from a write() to /dev/kmsg to a
 // Reader waiting on the device getting the record, to tell the kernel's
 // part of the latency from ours (the kernel wakes /dev/kmsg readers from
