@@ -580,3 +580,5 @@ func sendSyslog(t testing.TB, path, msg string) {
 		t.Fatalf("sending to %s: %v", path, err)
 	}
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -288,8 +288,11 @@ func (d *Daemon) Socketpair(name string) *os.File {
 }
 
 // FIFO makes a FIFO as LinuxKit's init does for services: it opens the
-// read end O_RDONLY|O_NONBLOCK, passes it to memlogd under name, then
-// opens the write end (the service's stdout) and returns it.
+// read end O_RDONLY|O_NONBLOCK, opens the write end (the service's stdout,
+// which containerd opens before init's blocking open of the read end
+// returns, so a writer always exists when init passes the read end),
+// passes the read end to memlogd under name, closes its copy and returns
+// the write end.
 func (d *Daemon) FIFO(name string) *os.File {
 	d.t.Helper()
 	p := filepath.Join(d.Dir, strings.ReplaceAll(name, "/", "_")+".log")
@@ -300,12 +303,12 @@ func (d *Daemon) FIFO(name string) *os.File {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	SendFDs(d.t, d.Log, []byte(name), rfd)
-	unix.Close(rfd)
 	w, err := os.OpenFile(p, os.O_WRONLY, 0)
 	if err != nil {
 		d.t.Fatal(err)
 	}
+	SendFDs(d.t, d.Log, []byte(name), rfd)
+	unix.Close(rfd)
 	d.t.Cleanup(func() { w.Close() })
 	return w
 }
