@@ -1,0 +1,122 @@
+package logwrite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lklog/lklog/internal/logclient"
+	"github.com/lklog/lklog/internal/logproto"
+)
+
+// benchRing is the number of entries in memlogd's ring for the benchmarks
+// (about the byte size of the default ring with these lines).
+const benchRing = 100000
+
+// fillRing makes memlogd hold lines of about 100 bytes from 4 sources, and
+// waits until it holds them all.
+func fillRing(b *testing.B, e *env, n int) int64 {
+	b.Helper()
+	pad := strings.Repeat("x", 80)
+	var bytes int64
+	srcs := make([]*os.File, 4)
+	for i := range srcs {
+		srcs[i] = e.source(fmt.Sprintf("bench%d.out", i))
+	}
+	buf := make([]byte, 0, 1<<20)
+	for i := 1; i <= n; i++ {
+		buf = fmt.Appendf(buf, "n %d %s\n", i, pad)
+		if len(buf) > 1<<20-200 || i == n {
+			if _, err := srcs[i%4].Write(buf); err != nil {
+				b.Fatal(err)
+			}
+			bytes += int64(len(buf))
+			buf = buf[:0]
+		}
+	}
+	for _, s := range srcs {
+		s.Close()
+	}
+	return bytes
+}
+
+// catchUp measures logwrite writing a full ring: lines/s, MB/s of payload,
+// CPU per million lines.
+func catchUp(b *testing.B, args ...string) {
+	for range b.N {
+		b.StopTimer()
+		e := newEnv(b, benchRing+100, "-pace-wait", "0", "-max-bytes", "67108864")
+		payload := fillRing(b, e, benchRing)
+		var last uint64
+		waitFor(b, 10*time.Second, "memlogd to hold the lines", func() bool { last = lastSeq(b, e); return last >= benchRing })
+		b.StartTimer()
+		start := time.Now()
+		lw := e.logwrite(args...)
+		waitFor(b, 120*time.Second, "the ring written", func() bool { return written(e, last) })
+		el := time.Since(start)
+		cpu := lw.cpu(b)
+		b.StopTimer()
+		lw.stop(b)
+		b.ReportMetric(float64(benchRing)/el.Seconds(), "lines/s")
+		b.ReportMetric(float64(payload)/el.Seconds()/1e6, "MB/s")
+		b.ReportMetric(cpu.Seconds()*1e6/float64(benchRing), "cpu-s/Mlines")
+		b.ReportMetric(el.Seconds(), "catchup-s")
+	}
+}
+
+// lastSeq asks memlogd for the sequence number of its newest entry.
+func lastSeq(b *testing.B, e *env) uint64 {
+	b.Helper()
+	s, err := logclient.Open(context.Background(), e.querySock(), logproto.Request{Mode: logproto.ModeDump, Tail: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	return s.Hello.Next - 1
+}
+
+// written reports whether logwrite's state file has reached seq.
+func written(e *env, seq uint64) bool {
+	st, err := LoadState(e.logDir)
+	return err == nil && st.Cursor.Seq >= seq
+}
+
+// Time to catch up on a full ring after a (re)start, per sync policy.
+func BenchmarkCatchUp(b *testing.B) {
+	for _, sync := range []string{SyncNone, SyncCheckpoint, SyncAlways} {
+		b.Run("sync="+sync, func(b *testing.B) {
+			catchUp(b, "-sync", sync, "-max-log-size", "1048576", "-max-log-files", "100", "-checkpoint-interval", "20ms")
+		})
+	}
+}
+
+// Steady following: writers produce lines while logwrite follows.
+func BenchmarkFollow(b *testing.B) {
+	for _, sync := range []string{SyncNone, SyncAlways} {
+		b.Run("sync="+sync, func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				e := newEnv(b, benchRing+100, "-pace-wait", "1s", "-max-bytes", "67108864")
+				lw := e.logwrite("-sync", sync, "-max-log-size", "1048576", "-max-log-files", "100", "-checkpoint-interval", "20ms")
+				time.Sleep(300 * time.Millisecond)
+				cpu0 := lw.cpu(b)
+				b.StartTimer()
+				start := time.Now()
+				payload := fillRing(b, e, benchRing)
+				var last uint64
+				waitFor(b, 10*time.Second, "memlogd to hold the lines", func() bool { last = lastSeq(b, e); return last >= benchRing })
+				waitFor(b, 120*time.Second, "all lines written", func() bool { return written(e, last) })
+				el := time.Since(start)
+				cpu := lw.cpu(b) - cpu0
+				b.StopTimer()
+				lw.stop(b)
+				b.ReportMetric(float64(benchRing)/el.Seconds(), "lines/s")
+				b.ReportMetric(float64(payload)/el.Seconds()/1e6, "MB/s")
+				b.ReportMetric(cpu.Seconds()*1e6/float64(benchRing), "cpu-s/Mlines")
+			}
+		})
+	}
+}
