@@ -444,3 +444,30 @@ func TestAppendDatagram(t *testing.T) {
 		t.Fatalf("datagram %q", got)
 	}
 }
+
+// Against a real memlogd started with -kmsg, the kmsg binary refuses to
+// start and says why.
+func TestServiceRefusesMemlogdKmsg(t *testing.T) {
+	openReal(t).Close()
+	bin := binaries(t)
+	dir := t.TempDir()
+	start(t, filepath.Join(bin, "memlogd"), "-socket-log", filepath.Join(dir, "log.sock"),
+		"-socket-query", filepath.Join(dir, "q.sock"), "-socket-syslog", filepath.Join(dir, "dev-log"),
+		"-console=false", "-kmsg", "-kmsg-state", filepath.Join(dir, "memlogd-kmsg.state"))
+	deadline := time.Now().Add(10 * time.Second)
+	for !isSocket(filepath.Join(dir, "q.sock")) {
+		if time.Now().After(deadline) {
+			t.Fatal("memlogd's query socket did not appear")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	k := startKmsg(t, bin, dir)
+	select {
+	case <-k.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("kmsg kept running next to memlogd -kmsg")
+	}
+	if code := k.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(k.output(), "memlogd already reads /dev/kmsg itself") {
+		t.Fatalf("exit %d, output %q", code, k.output())
+	}
+}
