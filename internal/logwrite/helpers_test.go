@@ -60,9 +60,6 @@ func build(t testing.TB) (memlogd, logwrite string) {
 		root := filepath.Join(filepath.Dir(file), "..", "..")
 		for _, c := range []string{"memlogd", "logwrite"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(bins.dir, c), "./pkg/"+c+"/cmd/"+c)
-			if c == "memlogd" {
-				cmd = exec.Command("go", "build", "-o", filepath.Join(bins.dir, c), "./pkg/memlogd/cmd/memlogd")
-			}
 			cmd.Dir = root
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -154,10 +151,9 @@ type env struct {
 
 func newEnv(t testing.TB, maxLines int, extra ...string) *env {
 	t.Helper()
-	ml, lw := build(t)
+	_, lw := build(t)
 	e := &env{t: t, sockDir: t.TempDir(), logDir: filepath.Join(t.TempDir(), "log"), lw: lw}
 	e.startMemlogd(maxLines, extra...)
-	_ = ml
 	return e
 }
 

@@ -77,9 +77,6 @@ func TestKillNineExactlyOnce(t *testing.T) {
 		t.Fatalf("%d lost", lost)
 	}
 	exactlyOnce(t, nums, 1, total)
-	if !strings.Contains(lw.Stderr(), "") {
-		t.Log(lw.Stderr())
-	}
 }
 
 // kill -9 with -sync always and small files (a rotation at nearly every

@@ -90,6 +90,9 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) error {
 			if cerr := w.checkpoint(); cerr != nil {
 				fmt.Fprintf(stderr, "logwrite: final checkpoint: %v\n", cerr)
 			}
+			st := w.stats
+			fmt.Fprintf(stderr, "logwrite: stopping: wrote %d lines (%d bytes), %d entries lost to gaps, %d rotations (%d failed attempts), %d failed writes\n",
+				st.Lines, st.Bytes, st.Lost, st.Rotations, st.RotateErrors, st.WriteErrors)
 			return nil
 		}
 		if progressed {
