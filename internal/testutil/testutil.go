@@ -191,12 +191,20 @@ func StartWith(t testing.TB, o Options) *Daemon {
 			return true
 		default:
 		}
+		// A connect succeeds as soon as the listener exists, before
+		// memlogd has finished binding its other sockets; an answer
+		// comes only once it serves.
 		c, err := net.Dial("unix", d.Query)
 		if err != nil {
 			return false
 		}
-		c.Close()
-		return true
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("{\"mode\":\"dump\",\"tail\":1}\n")); err != nil {
+			return false
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		return err == nil && strings.HasPrefix(line, `{"type":"hello"`)
 	})
 	select {
 	case <-d.done:
