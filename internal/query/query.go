@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lklog/lklog/internal/logproto"
@@ -142,8 +143,11 @@ func (s *Server) ServeConn(ctx context.Context, c *net.UnixConn) {
 		go watchHangup(c, cancel)
 	}
 	r := reader{s: s, c: c, req: req}
-	if err := r.run(ctx); err != nil && ctx.Err() == nil {
-		s.Logf(ring.SevDebug, "query: reader stopped: %v", err)
+	// A client that hangs up is the normal end of a follow: not worth an
+	// entry of its own.
+	if err := r.run(ctx); err != nil && ctx.Err() == nil &&
+		!errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, net.ErrClosed) {
+		s.Logf(ring.SevNotice, "query: reader stopped: %v", err)
 	}
 }
 
@@ -180,7 +184,12 @@ type reader struct {
 	req logproto.Request
 	enc logproto.Encoder
 	out []byte
+	f   *ring.Follower
 }
+
+// progressTick is how often a write to a slow client reports the client's
+// progress to the ring (see ring.Touch).
+const progressTick = 20 * time.Millisecond
 
 func (r *reader) run(ctx context.Context) error {
 	rg := r.s.Ring
@@ -220,6 +229,7 @@ func (r *reader) run(ctx context.Context) error {
 	}
 	f := rg.Follow(cursor)
 	defer rg.Unfollow(f)
+	r.f = f
 	var b ring.Batch
 	for {
 		limit := batchEntries
@@ -280,14 +290,28 @@ func (r *reader) fail(msg string) error {
 	return errors.New(msg)
 }
 
+// flush writes the pending reply. While the client drains it slowly, the
+// ring hears every progressTick that this reader is alive, so writers
+// keep waiting for it instead of taking it for stalled.
 func (r *reader) flush() error {
-	if len(r.out) == 0 {
-		return nil
-	}
-	_, err := r.c.Write(r.out)
-	r.out = r.out[:0]
-	if err != nil {
-		return fmt.Errorf("writing to reader: %w", err)
+	out := r.out
+	defer func() { r.out = r.out[:0] }()
+	for len(out) > 0 {
+		if r.f != nil {
+			r.c.SetWriteDeadline(time.Now().Add(progressTick))
+		}
+		n, err := r.c.Write(out)
+		out = out[n:]
+		if n > 0 && r.f != nil {
+			r.s.Ring.Touch(r.f)
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("writing to reader: %w", err)
+		}
 	}
 	return nil
 }

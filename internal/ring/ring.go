@@ -99,20 +99,22 @@ type Ring struct {
 // Follower is a registered reader: writers about to evict an entry it has
 // not read yet wait for it, within Config.PaceWait.
 type Follower struct {
-	pos   uint64 // next sequence number it will read
-	paced bool   // writers wait for it
+	pos        uint64    // next sequence number it will read
+	paced      bool      // writers wait for it
+	progressAt time.Time // when pos last advanced
 }
 
 // Config bounds a ring.
 type Config struct {
 	MaxEntries int // at least 1
 	MaxBytes   int // arena bytes for source+msg+sd of all entries
-	// PaceWait is how long a writer waits, at most, for a registered
-	// follower that has not read an entry the writer must evict: the
-	// writer waits until the follower has caught up to within half of
-	// what the ring holds. A follower that fails to do so in time (it is
-	// stalled, or slower than half the ring per PaceWait) is not waited
-	// for again until it has read everything. Zero disables waiting.
+	// PaceWait bounds how long a writer waits for a registered follower
+	// that has not read an entry the writer must evict. The writer waits
+	// while the follower keeps reading, until it has caught up to within
+	// half of what the ring holds; a follower that reads nothing for
+	// PaceWait (it is stalled, or its client does not read) is not waited
+	// for again until it is back within half of the ring. Zero disables
+	// waiting.
 	PaceWait time.Duration
 }
 
@@ -254,31 +256,40 @@ func (r *Ring) blocked() bool {
 	return false
 }
 
-// pace waits until every paced follower has caught up to within half of
-// what the ring holds, or PaceWait has passed; followers still behind then
-// are no longer paced. Waiting for half the ring rather than one entry
-// lets writers then proceed in large steps, and sets the rate a follower
-// must sustain to be waited for: half the ring per PaceWait.
+// pace waits while the paced followers that are behind keep reading,
+// until each has caught up to within half of what the ring holds.
+// Followers that have read nothing for PaceWait are no longer paced.
+// Waiting for half the ring rather than one entry lets writers then go on
+// in large steps.
 func (r *Ring) pace() {
-	deadline := time.Now().Add(r.paceWait)
 	for !r.closed {
 		target := max(r.first+(r.next-r.first)/2, r.first+1)
-		behind := false
+		now := time.Now()
+		var wake time.Time
 		for f := range r.followers {
-			if f.paced && f.pos < target {
-				behind = true
+			if !f.paced || f.pos >= target {
+				continue
 			}
-		}
-		if !behind {
-			return
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			for f := range r.followers {
-				if f.paced && f.pos < target {
-					f.paced = false
+			// It has been failing us since its last read, or since the
+			// oldest entry it has not read arrived, whichever is later:
+			// a follower idle because there was nothing to read is not
+			// stalled.
+			since := f.progressAt
+			if f.pos >= r.first && f.pos < r.next {
+				if t := time.Unix(0, r.slots[f.pos%uint64(len(r.slots))].time); t.After(since) {
+					since = t
 				}
 			}
+			giveUp := since.Add(r.paceWait)
+			if !now.Before(giveUp) {
+				f.paced = false // stalled: it will get a gap instead
+				continue
+			}
+			if wake.IsZero() || giveUp.Before(wake) {
+				wake = giveUp
+			}
+		}
+		if wake.IsZero() {
 			return
 		}
 		if r.progress == nil {
@@ -289,7 +300,7 @@ func (r *Ring) pace() {
 		// are waiting for.
 		r.wakeReaders()
 		r.mu.Unlock()
-		t := time.NewTimer(wait)
+		t := time.NewTimer(wake.Sub(now))
 		select {
 		case <-ch:
 		case <-t.C:
@@ -326,7 +337,7 @@ func (r *Ring) Read(cursor uint64, b *Batch, maxEntries, maxBytes int) {
 func (r *Ring) Follow(cursor uint64) *Follower {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	f := &Follower{pos: cursor, paced: true}
+	f := &Follower{pos: cursor, paced: true, progressAt: time.Now()}
 	r.followers[f] = struct{}{}
 	return f
 }
@@ -346,11 +357,27 @@ func (r *Ring) ReadFollower(f *Follower, b *Batch, maxEntries, maxBytes int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.readLocked(f.pos, b, maxEntries, maxBytes)
-	f.pos = b.Next
-	if f.pos >= r.next {
-		f.paced = true
+	if b.Next != f.pos {
+		f.pos = b.Next
+		f.progressAt = time.Now()
+		r.signalProgress()
 	}
-	r.signalProgress()
+	// A follower that was given up on is waited for again once it has
+	// caught up to within half of what the ring holds: a hiccup costs it
+	// one gap, not every entry for as long as writers keep it behind.
+	if !f.paced && f.pos >= r.first+(r.next-r.first)/2 {
+		f.paced = true
+		f.progressAt = time.Now()
+	}
+}
+
+// Touch tells the ring that f's reader is making progress although it has
+// not read new entries (it is still delivering earlier ones to a client
+// that drains them slowly), so writers keep waiting for it.
+func (r *Ring) Touch(f *Follower) {
+	r.mu.Lock()
+	f.progressAt = time.Now()
+	r.mu.Unlock()
 }
 
 // Seek moves a follower's position.
@@ -358,6 +385,7 @@ func (r *Ring) Seek(f *Follower, cursor uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f.pos = cursor
+	f.progressAt = time.Now()
 	r.signalProgress()
 }
 

@@ -424,3 +424,35 @@ func BenchmarkRead80(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(lines), "ns/line")
 }
+
+// TestIdleFollowerIsWaitedFor: a follower that had nothing to read for a
+// long time is not taken for stalled when a burst comes.
+func TestIdleFollowerIsWaitedFor(t *testing.T) {
+	const wait = 200 * time.Millisecond
+	r := mustNew(t, Config{MaxEntries: 50, MaxBytes: 1 << 16, PaceWait: wait})
+	f := r.Follow(1)
+	defer r.Unfollow(f)
+	time.Sleep(2 * wait) // idle: nothing to read
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 500; i++ {
+			r.Append(Entry{Time: time.Now().UnixNano(), Source: []byte("w"), Msg: []byte(fmt.Sprint(i))})
+		}
+	}()
+	var b Batch
+	got := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for got < 500 && time.Now().Before(deadline) {
+		time.Sleep(wait / 10) // a slow but steady reader
+		r.ReadFollower(f, &b, 20, 1<<12)
+		if b.Lost != 0 {
+			t.Fatalf("lost %d after %d", b.Lost, got)
+		}
+		got += len(b.Entries)
+	}
+	<-done
+	if got != 500 {
+		t.Fatalf("read %d of 500", got)
+	}
+}
