@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/lklog/lklog/internal/logproto"
@@ -28,6 +29,13 @@ var ErrNotExtended = errors.New("memlogd does not speak the extended query proto
 // ErrTruncated is returned by Next when a dump ended without its end
 // record: memlogd went away in the middle.
 var ErrTruncated = errors.New("reply ended before its end record")
+
+// HelloTimeout bounds the wait for the first reply record.
+const HelloTimeout = 5 * time.Second
+
+func hungUp(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
 
 // ServerError is an error record sent by memlogd.
 type ServerError struct{ Msg string }
@@ -46,8 +54,8 @@ type Stream struct {
 	// and HelloLine that record as sent.
 	Hello     logproto.Record
 	HelloLine []byte
-	last  uint64 // sequence number of the last entry returned
-	ended bool
+	last      uint64 // sequence number of the last entry returned
+	ended     bool
 }
 
 // Open connects to the query socket at path and sends req. For an extended
@@ -63,25 +71,39 @@ func Open(ctx context.Context, path string, req logproto.Request) (*Stream, erro
 	if err != nil {
 		return nil, fmt.Errorf("connecting to memlogd at %s: %w", path, err)
 	}
+	// A small buffer: memlogd judges whether a reader is alive by how it
+	// drains the socket, and a slow reader should drain it often.
 	s := &Stream{
 		conn:   conn,
-		br:     bufio.NewReaderSize(conn, 256<<10),
+		br:     bufio.NewReaderSize(conn, 32<<10),
 		legacy: req.Legacy,
 		follow: req.Follow(),
 	}
 	s.stop = context.AfterFunc(ctx, func() { conn.Close() })
 	if _, err := conn.Write(wire); err != nil {
 		s.Close()
+		if !req.Legacy && hungUp(err) {
+			return nil, fmt.Errorf("%w: %w", ErrNotExtended, err)
+		}
 		return nil, fmt.Errorf("sending request to memlogd at %s: %w", path, err)
 	}
 	if req.Legacy {
 		return s, nil
 	}
+	// Our memlogd answers at once. LinuxKit's reads one byte and then
+	// either closes (the rest of the request unread: a reset) or, for a
+	// mode byte it does not know, never answers.
+	conn.SetReadDeadline(time.Now().Add(HelloTimeout))
 	line, err := s.readLine()
+	conn.SetReadDeadline(time.Time{})
 	if err != nil {
 		s.Close()
-		if errors.Is(err, io.EOF) {
-			return nil, ErrNotExtended
+		var ne net.Error
+		// The cause stays in the chain: a reset may also be a memlogd
+		// that died just then, which a careful caller tells apart by
+		// seeing it twice.
+		if errors.Is(err, io.EOF) || hungUp(err) || (errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil) {
+			return nil, fmt.Errorf("%w: %w", ErrNotExtended, err)
 		}
 		return nil, fmt.Errorf("reading reply from memlogd at %s: %w", path, err)
 	}

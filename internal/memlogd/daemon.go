@@ -74,15 +74,6 @@ func (d *Daemon) bind() error {
 		return err
 	}
 	d.paths = append(d.paths, socketPath(d.logConn.LocalAddr()))
-	if d.cfg.FDQuery >= 0 {
-		d.queryLn, err = inheritedListener(d.cfg.FDQuery, "query socket")
-	} else {
-		d.queryLn, err = listenStream(d.cfg.SocketQuery, d.cfg.SocketMode)
-	}
-	if err != nil {
-		return err
-	}
-	d.paths = append(d.paths, socketPath(d.queryLn.Addr()))
 	switch {
 	case d.cfg.FDSyslog >= 0:
 		d.syslogConn, err = inheritedDatagram(d.cfg.FDSyslog, "syslog socket")
@@ -95,6 +86,16 @@ func (d *Daemon) bind() error {
 	if d.syslogConn != nil {
 		d.paths = append(d.paths, socketPath(d.syslogConn.LocalAddr()))
 	}
+	// The query socket last: once it answers, everything is bound.
+	if d.cfg.FDQuery >= 0 {
+		d.queryLn, err = inheritedListener(d.cfg.FDQuery, "query socket")
+	} else {
+		d.queryLn, err = listenStream(d.cfg.SocketQuery, d.cfg.SocketMode)
+	}
+	if err != nil {
+		return err
+	}
+	d.paths = append(d.paths, socketPath(d.queryLn.Addr()))
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // removeStaleSocket removes path if it is a socket (left by an earlier
@@ -32,12 +33,26 @@ func prepare(path string) error {
 	return removeStaleSocket(path)
 }
 
+// withUmask runs bind under a umask that gives the new socket file mode
+// at once, so that it is never reachable with wider permissions. (The
+// umask is per process: memlogd binds its sockets before anything else
+// creates files.) The chmod after it stays, for modes a umask cannot give.
+func withUmask(mode os.FileMode, bind func() error) error {
+	old := syscall.Umask(int(0o777 &^ mode.Perm()))
+	defer syscall.Umask(old)
+	return bind()
+}
+
 // listenDatagram binds a unix datagram socket at path with permissions mode.
 func listenDatagram(path string, mode os.FileMode) (*net.UnixConn, error) {
 	if err := prepare(path); err != nil {
 		return nil, fmt.Errorf("binding %s: %w", path, err)
 	}
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	var c *net.UnixConn
+	err := withUmask(mode, func() (err error) {
+		c, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("binding %s: %w", path, err)
 	}
@@ -55,7 +70,11 @@ func listenStream(path string, mode os.FileMode) (*net.UnixListener, error) {
 	if err := prepare(path); err != nil {
 		return nil, fmt.Errorf("binding %s: %w", path, err)
 	}
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	var l *net.UnixListener
+	err := withUmask(mode, func() (err error) {
+		l, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("binding %s: %w", path, err)
 	}
