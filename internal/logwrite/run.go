@@ -137,7 +137,7 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 	} else {
 		w.resets = 0
 	}
-	if (errors.Is(err, logclient.ErrNotExtended) || w.resets >= 2) && !w.legacy {
+	if errors.Is(err, logclient.ErrNotExtended) && (!reset || w.resets >= 2) && !w.legacy {
 		fmt.Fprintf(w.stderr, "logwrite: %v: falling back to LinuxKit's mode 2 (dump then follow). Exactly-once is impossible in this mode: without sequence numbers a restart writes the ring again (a reconnect skips entries by receive time, which is a guess), and lost entries are not reported\n", err)
 		w.legacy = true
 		w.legacySkipping = false

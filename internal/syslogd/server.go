@@ -396,8 +396,7 @@ func (s *Server) deliver(sink Sink) {
 		}
 		s.entries = append(s.entries, e)
 	}
-	sink.Append(s.entries...)
-	clear(s.entries) // drop references into buf and 5424 strings
+	// Count before delivering: whoever sees an entry sees it counted.
 	s.nReceived.Add(uint64(len(s.dgrams)))
 	s.n3164.Add(c3164)
 	s.n5424.Add(c5424)
@@ -405,4 +404,6 @@ func (s *Server) deliver(sink Sink) {
 	s.nEmpty.Add(cempty)
 	s.nTruncated.Add(ctrunc)
 	s.nCredPIDs.Add(ccred)
+	sink.Append(s.entries...)
+	clear(s.entries) // drop references into buf and 5424 strings
 }
