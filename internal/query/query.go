@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lklog/lklog/internal/logproto"
 	"github.com/lklog/lklog/internal/ring"
 )
@@ -187,6 +189,22 @@ type reader struct {
 	f   *ring.Follower
 }
 
+// unread returns the bytes written to the client that it has not read yet
+// (-1 if unknown).
+func (r *reader) unread() int {
+	rc, err := r.c.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	n := -1
+	rc.Control(func(fd uintptr) {
+		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+			n = v
+		}
+	})
+	return n
+}
+
 // progressTick is how often a write to a slow client reports the client's
 // progress to the ring (see ring.Touch).
 const progressTick = 20 * time.Millisecond
@@ -227,7 +245,7 @@ func (r *reader) run(ctx context.Context) error {
 	if !r.req.Follow() {
 		stop = next
 	}
-	f := rg.Follow(cursor)
+	f := rg.FollowClient(cursor, r.unread)
 	defer rg.Unfollow(f)
 	r.f = f
 	var b ring.Batch

@@ -101,7 +101,12 @@ type Ring struct {
 type Follower struct {
 	pos        uint64    // next sequence number it will read
 	paced      bool      // writers wait for it
-	progressAt time.Time // when pos last advanced
+	progressAt time.Time // when it last showed progress
+	// unread, if set, tells how many bytes its client has not read yet:
+	// when that shrinks the client is alive, even if the goroutine
+	// serving it has not run (its whole process may be short of CPU).
+	unread     func() int
+	lastUnread int
 }
 
 // Config bounds a ring.
@@ -112,9 +117,9 @@ type Config struct {
 	// that has not read an entry the writer must evict. The writer waits
 	// while the follower keeps reading, until it has caught up to within
 	// half of what the ring holds; a follower that reads nothing for
-	// PaceWait (it is stalled, or its client does not read) is not waited
-	// for again until it is back within half of the ring. Zero disables
-	// waiting.
+	// PaceWait (it is stalled, or its client does not read) is given up
+	// on, gets a gap, and is waited for again once it reads again. Zero
+	// disables waiting.
 	PaceWait time.Duration
 }
 
@@ -280,6 +285,14 @@ func (r *Ring) pace() {
 					since = t
 				}
 			}
+			if f.unread != nil {
+				if u := f.unread(); u >= 0 {
+					if u < f.lastUnread {
+						f.progressAt, since = now, now
+					}
+					f.lastUnread = u
+				}
+			}
 			giveUp := since.Add(r.paceWait)
 			if !now.Before(giveUp) {
 				f.paced = false // stalled: it will get a gap instead
@@ -335,9 +348,16 @@ func (r *Ring) Read(cursor uint64, b *Batch, maxEntries, maxBytes int) {
 // Follow registers a follower whose next read is at cursor. Writers wait
 // for it as Config.PaceWait says, until Unfollow.
 func (r *Ring) Follow(cursor uint64) *Follower {
+	return r.FollowClient(cursor, nil)
+}
+
+// FollowClient is Follow for a follower that relays entries to a client:
+// unread returns how many bytes the client has yet to read (negative if
+// unknown). Writers take a shrinking count for progress.
+func (r *Ring) FollowClient(cursor uint64, unread func() int) *Follower {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	f := &Follower{pos: cursor, paced: true, progressAt: time.Now()}
+	f := &Follower{pos: cursor, paced: true, progressAt: time.Now(), unread: unread, lastUnread: -1}
 	r.followers[f] = struct{}{}
 	return f
 }
@@ -362,12 +382,11 @@ func (r *Ring) ReadFollower(f *Follower, b *Batch, maxEntries, maxBytes int) {
 		f.progressAt = time.Now()
 		r.signalProgress()
 	}
-	// A follower that was given up on is waited for again once it has
-	// caught up to within half of what the ring holds: a hiccup costs it
-	// one gap, not every entry for as long as writers keep it behind.
-	if !f.paced && f.pos >= r.first+(r.next-r.first)/2 {
+	// A follower that was given up on is waited for again as soon as it
+	// reads again: a pause costs it one gap, not every entry for as long
+	// as writers keep it behind.
+	if !f.paced && len(b.Entries) > 0 {
 		f.paced = true
-		f.progressAt = time.Now()
 	}
 }
 
