@@ -21,6 +21,7 @@ import (
 
 	"github.com/lklog/lklog/internal/logproto"
 	"github.com/lklog/lklog/internal/ring"
+	"github.com/lklog/lklog/internal/testutil"
 )
 
 // binaries returns the directory holding memlogd, logread and kmsg: the
@@ -304,7 +305,7 @@ func TestServeFallbackLines(t *testing.T) {
 	cfg := ServiceConfig{Config: DefaultConfig(), SyslogSocket: filepath.Join(t.TempDir(), "no-dev-log")}
 	cfg.OpenDevice = func(string) (Device, error) { return d.Reopen(), nil }
 	cfg.BootTime = fixedBoot
-	var out syncBuffer
+	var out testutil.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, cfg, &out) }()
@@ -318,23 +319,6 @@ func TestServeFallbackLines(t *testing.T) {
 	if !strings.HasSuffix(out.String(), want) {
 		t.Fatalf("stderr:\n%s\nwant it to end with:\n%s", out.String(), want)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // fakeMemlogd answers one query with a hello record carrying kmsg, then
