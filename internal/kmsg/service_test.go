@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,104 +23,31 @@ import (
 	"github.com/lklog/lklog/internal/testutil"
 )
 
-// binaries returns the directory holding memlogd, logread and kmsg: the
-// repository's bin/ when `make build` made them, else a temporary
-// directory they are built into.
+// binaries returns the directory holding memlogd, logread and kmsg, built
+// once per test binary.
 func binaries(t testing.TB) string {
 	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(root, "bin")
-	ok := true
-	for _, n := range []string{"memlogd", "logread", "kmsg"} {
-		if _, err := os.Stat(filepath.Join(bin, n)); err != nil {
-			ok = false
-		}
-	}
-	if ok {
-		return bin
-	}
-	bin = t.TempDir()
-	for n, pkg := range map[string]string{"memlogd": "./pkg/memlogd/cmd/memlogd", "logread": "./pkg/memlogd/cmd/logread", "kmsg": "./pkg/kmsg/cmd/kmsg"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, n), pkg)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", n, err, out)
-		}
-	}
-	return bin
-}
-
-// proc is a started binary whose output is collected.
-type proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func start(t testing.TB, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.stop(t, syscall.SIGKILL) })
-	return p
-}
-
-// stop signals the process and waits for it (at most 10 s).
-func (p *proc) stop(t testing.TB, sig syscall.Signal) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-		t.Errorf("%s did not stop within 10 s of %v", p.cmd.Path, sig)
-	}
+	return testutil.Build(t, "memlogd", "logread", "kmsg")
 }
 
 // memlogd starts a memlogd on sockets in dir and waits for them.
-func startMemlogd(t testing.TB, bin, dir string) *proc {
+func startMemlogd(t testing.TB, bin, dir string) *testutil.Proc {
 	t.Helper()
-	p := start(t, filepath.Join(bin, "memlogd"), "-socket-log", filepath.Join(dir, "log.sock"),
+	p := testutil.StartProc(t, filepath.Join(bin, "memlogd"), "-socket-log", filepath.Join(dir, "log.sock"),
 		"-socket-query", filepath.Join(dir, "q.sock"), "-socket-syslog", filepath.Join(dir, "dev-log"), "-console=false")
 	deadline := time.Now().Add(10 * time.Second)
 	for !isSocket(filepath.Join(dir, "q.sock")) || !isSocket(filepath.Join(dir, "dev-log")) {
 		if time.Now().After(deadline) {
-			t.Fatalf("memlogd's sockets did not appear: %s", p.output())
+			t.Fatalf("memlogd's sockets did not appear: %s", p.Output())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	return p
 }
 
-func startKmsg(t testing.TB, bin, dir string, args ...string) *proc {
+func startKmsg(t testing.TB, bin, dir string, args ...string) *testutil.Proc {
 	t.Helper()
-	return start(t, filepath.Join(bin, "kmsg"), append([]string{
+	return testutil.StartProc(t, filepath.Join(bin, "kmsg"), append([]string{
 		"-socket-syslog", filepath.Join(dir, "dev-log"), "-socket-query", filepath.Join(dir, "q.sock"),
 		"-state", filepath.Join(dir, "state")}, args...)...)
 }
@@ -224,17 +150,17 @@ func TestServiceRealDevice(t *testing.T) {
 	t.Logf("arrived: dated %v after the write, sd %s, received by memlogd %v after the write", r.TS.Sub(wrote), r.SD, r.Time.Sub(wrote))
 
 	// Restart after SIGTERM, with records written while it was down.
-	k.stop(t, syscall.SIGTERM)
-	if !strings.Contains(k.output(), "replaying") {
-		t.Errorf("first start did not say it replays the ring: %s", k.output())
+	k.Stop(t, syscall.SIGTERM)
+	if !strings.Contains(k.Output(), "replaying") {
+		t.Errorf("first start did not say it replays the ring: %s", k.Output())
 	}
 	writeKmsg(t, "<4>"+m+" while down\n")
 	k = startKmsg(t, bin, dir)
 	waitEntry(t, bin, dir, m+" while down")
 	writeKmsg(t, "<6>"+m+" after restart\n")
 	waitEntry(t, bin, dir, m+" after restart")
-	if !strings.Contains(k.output(), "continuing after kernel record") {
-		t.Errorf("restart did not continue after its state: %s", k.output())
+	if !strings.Contains(k.Output(), "continuing after kernel record") {
+		t.Errorf("restart did not continue after its state: %s", k.Output())
 	}
 
 	// SIGKILL right after delivery, before the state is saved: memlogd's
@@ -246,7 +172,7 @@ func TestServiceRealDevice(t *testing.T) {
 	}
 	writeKmsg(t, "<6>"+m+" before kill\n")
 	waitEntry(t, bin, dir, m+" before kill")
-	k.stop(t, syscall.SIGKILL)
+	k.Stop(t, syscall.SIGKILL)
 	// Put the state back to before the last record, as if the kill had
 	// come before the save.
 	if err := SaveState(state, before); err != nil {
@@ -255,7 +181,7 @@ func TestServiceRealDevice(t *testing.T) {
 	k = startKmsg(t, bin, dir)
 	writeKmsg(t, "<6>"+m+" after kill\n")
 	waitEntry(t, bin, dir, m+" after kill")
-	k.stop(t, syscall.SIGTERM)
+	k.Stop(t, syscall.SIGTERM)
 	checkOnce(t, kmsgEntries(t, bin, dir))
 	var mine []string
 	for _, r := range kmsgEntries(t, bin, dir) {
@@ -281,9 +207,9 @@ func TestServiceNoReplay(t *testing.T) {
 	// The binary is reading once it has logged its start decision; give
 	// it the time to reach the end of the ring.
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(k.output(), "starting with the next kernel record") {
+	for !strings.Contains(k.Output(), "starting with the next kernel record") {
 		if time.Now().After(deadline) {
-			t.Fatalf("kmsg did not start: %s", k.output())
+			t.Fatalf("kmsg did not start: %s", k.Output())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -435,7 +361,7 @@ func TestServiceRefusesMemlogdKmsg(t *testing.T) {
 	openReal(t).Close()
 	bin := binaries(t)
 	dir := t.TempDir()
-	start(t, filepath.Join(bin, "memlogd"), "-socket-log", filepath.Join(dir, "log.sock"),
+	testutil.StartProc(t, filepath.Join(bin, "memlogd"), "-socket-log", filepath.Join(dir, "log.sock"),
 		"-socket-query", filepath.Join(dir, "q.sock"), "-socket-syslog", filepath.Join(dir, "dev-log"),
 		"-console=false", "-kmsg", "-kmsg-state", filepath.Join(dir, "memlogd-kmsg.state"))
 	deadline := time.Now().Add(10 * time.Second)
@@ -447,11 +373,14 @@ func TestServiceRefusesMemlogdKmsg(t *testing.T) {
 	}
 	k := startKmsg(t, bin, dir)
 	select {
-	case <-k.done:
+	case <-k.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("kmsg kept running next to memlogd -kmsg")
 	}
-	if code := k.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(k.output(), "memlogd already reads /dev/kmsg itself") {
-		t.Fatalf("exit %d, output %q", code, k.output())
+	if code := k.Cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(k.Output(), "memlogd already reads /dev/kmsg itself") {
+		t.Fatalf("exit %d, output %q", code, k.Output())
 	}
 }
+
+// TestMain removes the binaries testutil.Build made.
+func TestMain(m *testing.M) { os.Exit(testutil.Run(m)) }

@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,115 +19,38 @@ import (
 
 	"github.com/lklog/lklog/internal/fdpass"
 	"github.com/lklog/lklog/internal/logfile"
+	"github.com/lklog/lklog/internal/testutil"
 )
 
-// binaries holds the memlogd and logwrite built once for all tests.
-type binaries struct {
-	once     sync.Once
-	dir      string
-	err      error
-	memlogd  string
-	logwrite string
-}
+func TestMain(m *testing.M) { os.Exit(testutil.Run(m)) }
 
-var bins binaries // test-only: built once per test binary
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if bins.dir != "" {
-		os.RemoveAll(bins.dir)
-	}
-	os.Exit(code)
-}
-
-// build compiles memlogd and logwrite (once).
+// build compiles memlogd and logwrite (once per test binary).
 func build(t testing.TB) (memlogd, logwrite string) {
 	t.Helper()
-	bins.once.Do(func() {
-		if d := os.Getenv("LKLOG_TEST_BIN"); d != "" {
-			// A child started by inNamespace reuses its parent's.
-			bins.memlogd, bins.logwrite = filepath.Join(d, "memlogd"), filepath.Join(d, "logwrite")
-			return
-		}
-		bins.dir, bins.err = os.MkdirTemp("", "lklog-logwrite-bin")
-		if bins.err != nil {
-			return
-		}
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		for _, c := range []string{"memlogd", "logwrite"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(bins.dir, c), "./pkg/"+c+"/cmd/"+c)
-			cmd.Dir = root
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				bins.err = fmt.Errorf("building %s: %v\n%s", c, err, out)
-				return
-			}
-		}
-		bins.memlogd, bins.logwrite = filepath.Join(bins.dir, "memlogd"), filepath.Join(bins.dir, "logwrite")
-	})
-	if bins.err != nil {
-		t.Fatal(bins.err)
-	}
-	return bins.memlogd, bins.logwrite
+	dir := testutil.Build(t, "memlogd", "logwrite")
+	return filepath.Join(dir, "memlogd"), filepath.Join(dir, "logwrite")
 }
 
-// proc is a started binary with its stderr collected.
-type proc struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	done   chan struct{}
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.Write(b)
-}
-
-// Stderr returns what the process wrote to stderr so far.
-func (p *proc) Stderr() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
+// proc is a started binary (its stdout and stderr collected).
+type proc struct{ *testutil.Proc }
 
 func start(t testing.TB, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Stderr = p
-	p.cmd.Stdout = p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
-	return p
-}
-
-// kill sends SIGKILL and waits.
-func (p *proc) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
+	return &proc{testutil.StartProc(t, bin, args...)}
 }
 
 // stop sends SIGTERM and waits up to 10 s.
 func (p *proc) stop(t testing.TB) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.kill()
-		t.Fatalf("%s did not stop within 10 s after SIGTERM", p.cmd.Path)
+	if !p.SignalWait(syscall.SIGTERM, 10*time.Second) {
+		t.Fatalf("%s did not stop within 10 s after SIGTERM", p.Cmd.Path)
 	}
 }
 
 // cpu returns the process's user+system CPU time so far.
 func (p *proc) cpu(t testing.TB) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
 	}

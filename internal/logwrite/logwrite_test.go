@@ -64,7 +64,7 @@ func TestKillNineExactlyOnce(t *testing.T) {
 	kills := 0
 	for kills < 8 {
 		time.Sleep(time.Duration(50+rng.IntN(200)) * time.Millisecond)
-		lw.kill()
+		lw.Kill()
 		kills++
 		lw = e.logwrite(args...)
 	}
@@ -97,7 +97,7 @@ func TestKillNineDuringRotations(t *testing.T) {
 	}()
 	for k := 0; k < 6; k++ {
 		time.Sleep(time.Duration(80+k*37) * time.Millisecond)
-		lw.kill()
+		lw.Kill()
 		lw = e.logwrite(args...)
 	}
 	<-done
@@ -117,8 +117,8 @@ func TestNewInstance(t *testing.T) {
 	waitFor(t, 10*time.Second, "first boot's lines", func() bool { return countLines(t, e.logDir, "svc") == 1000 })
 	// Killed right away: the lines after the last checkpoint must not be
 	// cut, as the new instance cannot send them again.
-	lw.kill()
-	e.memlogd.kill()
+	lw.Kill()
+	e.memlogd.Kill()
 	e.startMemlogd(10000)
 	src = e.source("svc")
 	writeNumbers(t, src, "n", 1001, 2000)
@@ -131,8 +131,8 @@ func TestNewInstance(t *testing.T) {
 		t.Fatalf("lost %d", lost)
 	}
 	exactlyOnce(t, nums, 1, 2000)
-	if !strings.Contains(lw.Stderr(), "new instance") {
-		t.Errorf("no word about the new instance: %s", lw.Stderr())
+	if !strings.Contains(lw.Output(), "new instance") {
+		t.Errorf("no word about the new instance: %s", lw.Output())
 	}
 }
 
@@ -144,7 +144,7 @@ func TestReconnect(t *testing.T) {
 	src := e.source("svc")
 	writeNumbers(t, src, "n", 1, 100)
 	waitFor(t, 10*time.Second, "lines", func() bool { return countLines(t, e.logDir, "svc") == 100 })
-	e.memlogd.kill()
+	e.memlogd.Kill()
 	os.Remove(e.querySock())
 	cpu0 := lw.cpu(t)
 	time.Sleep(2 * time.Second)
@@ -159,8 +159,8 @@ func TestReconnect(t *testing.T) {
 	lw.stop(t)
 	nums, _ := numbers(t, sourceLines(t, e.logDir, "svc"), "svc", "n")
 	exactlyOnce(t, nums, 1, 200)
-	if !strings.Contains(lw.Stderr(), "reconnecting") {
-		t.Errorf("no reconnect reported: %s", lw.Stderr())
+	if !strings.Contains(lw.Output(), "reconnecting") {
+		t.Errorf("no reconnect reported: %s", lw.Output())
 	}
 }
 
@@ -343,8 +343,8 @@ func TestLegacyFallback(t *testing.T) {
 	if a, b, c := <-modes, <-modes, <-modes; a != '{' || b != '{' || c != 2 {
 		t.Errorf("requests %q %q %q", a, b, c)
 	}
-	if !strings.Contains(lw.Stderr(), "Exactly-once is impossible") {
-		t.Errorf("stderr: %s", lw.Stderr())
+	if !strings.Contains(lw.Output(), "Exactly-once is impossible") {
+		t.Errorf("stderr: %s", lw.Output())
 	}
 	if _, err := os.Stat(filepath.Join(logDir, "logwrite.log")); err == nil {
 		t.Error("own output written")

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lklog/lklog/internal/testutil"
 )
 
 const nsEnv = "LKLOG_LOGWRITE_TEST_NS"
@@ -25,9 +27,9 @@ func inNamespace(t *testing.T) bool {
 	if os.Getenv(nsEnv) == t.Name() {
 		return true
 	}
-	build(t) // the child reuses the binaries
+	dir := testutil.Build(t, "memlogd", "logwrite") // the child reuses the binaries
 	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), nsEnv+"="+t.Name(), "LKLOG_TEST_BIN="+filepath.Dir(bins.memlogd))
+	cmd.Env = append(os.Environ(), nsEnv+"="+t.Name(), testutil.BinEnv+"="+dir)
 	// Go makes the child's mounts private after unshare(CLONE_NEWNS).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	out, err := cmd.CombinedOutput()
@@ -87,15 +89,15 @@ func TestDiskFull(t *testing.T) {
 	f.Close()
 	writeNumbers(t, src, "n", 1001, 4000)
 	waitFor(t, 10*time.Second, "a report of the full disk", func() bool {
-		return strings.Contains(lw.Stderr(), "no space left on device")
+		return strings.Contains(lw.Output(), "no space left on device")
 	})
 	time.Sleep(2500 * time.Millisecond)
-	if n := strings.Count(lw.Stderr(), "no space left on device"); n > 4 {
-		t.Errorf("%d reports in about 3 s with -report-interval 1s:\n%s", n, lw.Stderr())
+	if n := strings.Count(lw.Output(), "no space left on device"); n > 4 {
+		t.Errorf("%d reports in about 3 s with -report-interval 1s:\n%s", n, lw.Output())
 	}
 	select {
-	case <-lw.done:
-		t.Fatalf("logwrite exited on a full disk: %s", lw.Stderr())
+	case <-lw.Done():
+		t.Fatalf("logwrite exited on a full disk: %s", lw.Output())
 	default:
 	}
 	if n := countLines(t, e.logDir, "svc"); n >= 4000 {
@@ -106,7 +108,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("logwrite's stderr:\n%s", lw.Stderr())
+			t.Logf("logwrite's stderr:\n%s", lw.Output())
 		}
 	})
 	waitFor(t, 20*time.Second, "every line after space was freed", func() bool { return countLines(t, e.logDir, "svc") >= 4000 })
@@ -117,10 +119,10 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("%d lost", lost)
 	}
 	exactlyOnce(t, nums, 1, 4000)
-	if !strings.Contains(lw.Stderr(), "working again") {
-		t.Errorf("recovery not reported:\n%s", lw.Stderr())
+	if !strings.Contains(lw.Output(), "working again") {
+		t.Errorf("recovery not reported:\n%s", lw.Output())
 	}
-	t.Logf("logwrite's stderr:\n%s", lw.Stderr())
+	t.Logf("logwrite's stderr:\n%s", lw.Output())
 }
 
 // -wait-mount: nothing is written while the log directory is on the root
@@ -140,7 +142,7 @@ func TestWaitMount(t *testing.T) {
 	lw := e.logwrite("-wait-mount", "-wait-mount-timeout", "30s")
 	src := e.source("early")
 	writeNumbers(t, src, "n", 1, 500)
-	waitFor(t, 5*time.Second, "the waiting message", func() bool { return strings.Contains(lw.Stderr(), "not on a mounted disk yet") })
+	waitFor(t, 5*time.Second, "the waiting message", func() bool { return strings.Contains(lw.Output(), "not on a mounted disk yet") })
 	time.Sleep(500 * time.Millisecond)
 	if ents, _ := os.ReadDir(e.logDir); len(ents) != 0 {
 		t.Fatalf("wrote to the root file system: %v", ents)
@@ -150,8 +152,8 @@ func TestWaitMount(t *testing.T) {
 	lw.stop(t)
 	nums, _ := numbers(t, sourceLines(t, e.logDir, "early"), "early", "n")
 	exactlyOnce(t, nums, 1, 500)
-	if !strings.Contains(lw.Stderr(), "is now on") {
-		t.Errorf("stderr: %s", lw.Stderr())
+	if !strings.Contains(lw.Output(), "is now on") {
+		t.Errorf("stderr: %s", lw.Output())
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,36 +27,128 @@ import (
 )
 
 var bins struct {
-	dir     string
 	memlogd string
 	logread string
 }
 
-// BuildAndRun builds memlogd and logread into a temporary directory, runs
-// the tests and removes the directory. Call it from TestMain.
-func BuildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "lklog-bin-")
+// BinEnv names the environment variable that, when set, holds a directory
+// of already built binaries that Build returns instead of building: a test
+// that runs its own test binary again in a child process passes its
+// parent's directory this way.
+const BinEnv = "LKLOG_TEST_BIN"
+
+// built is the one directory Build puts binaries in, per test binary.
+var built struct {
+	mu   sync.Mutex
+	dir  string
+	root string
+	err  error           // sticky: a failed build fails every later Build
+	have map[string]bool // names built into dir
+}
+
+// Build builds the commands ./pkg/*/cmd/<name> of the module (each once
+// per test binary, with CGO_ENABLED=0) into one temporary directory and
+// returns it. The directory is removed when Run or BuildAndRun returns,
+// so a package whose tests call Build calls one of them from TestMain.
+func Build(t testing.TB, names ...string) (dir string) {
+	t.Helper()
+	dir, err := build(names...)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "testutil:", err)
-		return 1
+		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
-	root, err := moduleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testutil:", err)
-		return 1
+	return dir
+}
+
+// Bin builds the command name (see Build) and returns its path.
+func Bin(t testing.TB, name string) string {
+	t.Helper()
+	return filepath.Join(Build(t, name), name)
+}
+
+func build(names ...string) (string, error) {
+	if d := os.Getenv(BinEnv); d != "" {
+		return d, nil
 	}
-	bins.dir = dir
-	bins.memlogd = filepath.Join(dir, "memlogd")
-	bins.logread = filepath.Join(dir, "logread")
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./pkg/memlogd/cmd/memlogd", "./pkg/memlogd/cmd/logread")
-	cmd.Dir = root
+	built.mu.Lock()
+	defer built.mu.Unlock()
+	if built.err != nil {
+		return "", built.err
+	}
+	if built.dir == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			built.err = fmt.Errorf("testutil: %w", err)
+			return "", built.err
+		}
+		dir, err := os.MkdirTemp("", "lklog-bin-")
+		if err != nil {
+			built.err = fmt.Errorf("testutil: %w", err)
+			return "", built.err
+		}
+		built.root, built.dir, built.have = root, dir, map[string]bool{}
+	}
+	var pkgs, todo []string
+	for _, n := range names {
+		if built.have[n] || slices.Contains(todo, n) {
+			continue
+		}
+		m, err := filepath.Glob(filepath.Join(built.root, "pkg", "*", "cmd", n))
+		if err != nil || len(m) != 1 {
+			built.err = fmt.Errorf("testutil: command %q: want one pkg/*/cmd/%s, found %q (%v)", n, n, m, err)
+			return "", built.err
+		}
+		rel, err := filepath.Rel(built.root, m[0])
+		if err != nil {
+			built.err = fmt.Errorf("testutil: %w", err)
+			return "", built.err
+		}
+		pkgs = append(pkgs, "./"+filepath.ToSlash(rel))
+		todo = append(todo, n)
+	}
+	if len(pkgs) == 0 {
+		return built.dir, nil
+	}
+	cmd := exec.Command("go", append([]string{"build", "-o", built.dir + "/"}, pkgs...)...)
+	cmd.Dir = built.root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "testutil: go build: %v\n%s", err, out)
+		built.err = fmt.Errorf("testutil: go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
+		return "", built.err
+	}
+	for _, n := range todo {
+		built.have[n] = true
+	}
+	return built.dir, nil
+}
+
+// Run runs the tests and removes the directory Build made. Call it from
+// TestMain.
+func Run(m *testing.M) int {
+	code := m.Run()
+	removeBuilt()
+	return code
+}
+
+func removeBuilt() {
+	built.mu.Lock()
+	defer built.mu.Unlock()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+}
+
+// BuildAndRun builds memlogd and logread, runs the tests and removes the
+// binaries (see Run). Call it from TestMain.
+func BuildAndRun(m *testing.M) int {
+	dir, err := build("memlogd", "logread")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		removeBuilt()
 		return 1
 	}
-	return m.Run()
+	bins.memlogd = filepath.Join(dir, "memlogd")
+	bins.logread = filepath.Join(dir, "logread")
+	return Run(m)
 }
 
 func moduleRoot() (string, error) {
@@ -90,6 +183,68 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// Proc is a started process whose stdout and stderr go to one Buffer.
+type Proc struct {
+	Cmd *exec.Cmd
+	Out *Buffer
+
+	done chan struct{}
+}
+
+// StartProc starts bin with args. At the end of the test the process is
+// killed (see Stop) if it is still running.
+func StartProc(t testing.TB, bin string, args ...string) *Proc {
+	t.Helper()
+	p := &Proc{Cmd: exec.Command(bin, args...), Out: &Buffer{}, done: make(chan struct{})}
+	p.Cmd.Stdout, p.Cmd.Stderr = p.Out, p.Out
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	go func() { p.Cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.Stop(t, syscall.SIGKILL) })
+	return p
+}
+
+// Output returns what the process wrote to stdout and stderr so far.
+func (p *Proc) Output() string { return p.Out.String() }
+
+// Done is closed once the process has exited and its output is collected.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Kill sends SIGKILL and waits for the process to exit.
+func (p *Proc) Kill() {
+	p.Cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// SignalWait sends sig (unless the process has exited) and waits up to
+// timeout for it to exit; if it does not, it kills the process, waits and
+// returns false.
+func (p *Proc) SignalWait(sig syscall.Signal, timeout time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+	}
+	p.Cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(timeout):
+		p.Kill()
+		return false
+	}
+}
+
+// Stop signals the process and waits for it (at most 10 s, after which it
+// is killed and the test marked failed).
+func (p *Proc) Stop(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if !p.SignalWait(sig, 10*time.Second) {
+		t.Errorf("%s did not stop within 10 s of %v", p.Cmd.Path, sig)
+	}
 }
 
 // Eventually polls cond every few milliseconds until it holds or timeout
