@@ -1,36 +1,22 @@
 package memlogd
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/lklog/lklog/internal/sockfile"
 )
 
-// removeStaleSocket removes path if it is a socket (left by an earlier
-// run); anything else at path is an error, never removed.
-func removeStaleSocket(path string) error {
-	st, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if st.Mode()&fs.ModeSocket == 0 {
-		return fmt.Errorf("%s exists and is not a socket (%s); refusing to replace it", path, st.Mode().Type())
-	}
-	return os.Remove(path)
-}
-
-func prepare(path string) error {
+// prepare makes the socket's directory and clears a stale socket from its
+// path (a live one, or any other file, is an error).
+func prepare(path, network string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return removeStaleSocket(path)
+	return sockfile.RemoveStale(path, network)
 }
 
 // withUmask runs bind under a umask that gives the new socket file mode
@@ -45,7 +31,7 @@ func withUmask(mode os.FileMode, bind func() error) error {
 
 // listenDatagram binds a unix datagram socket at path with permissions mode.
 func listenDatagram(path string, mode os.FileMode) (*net.UnixConn, error) {
-	if err := prepare(path); err != nil {
+	if err := prepare(path, "unixgram"); err != nil {
 		return nil, fmt.Errorf("binding %s: %w", path, err)
 	}
 	var c *net.UnixConn
@@ -67,7 +53,7 @@ func listenDatagram(path string, mode os.FileMode) (*net.UnixConn, error) {
 // listenStream binds a unix stream listener at path with permissions mode.
 // The caller removes path when done.
 func listenStream(path string, mode os.FileMode) (*net.UnixListener, error) {
-	if err := prepare(path); err != nil {
+	if err := prepare(path, "unix"); err != nil {
 		return nil, fmt.Errorf("binding %s: %w", path, err)
 	}
 	var l *net.UnixListener

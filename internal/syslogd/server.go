@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/lklog/lklog/internal/ring"
+	"github.com/lklog/lklog/internal/sockfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -118,8 +119,8 @@ func Listen(c Config) (*Server, error) {
 	if c.Location == nil {
 		c.Location = time.Local
 	}
-	if err := removeStale(c.Path); err != nil {
-		return nil, err
+	if err := sockfile.RemoveStale(c.Path, "unixgram"); err != nil {
+		return nil, fmt.Errorf("syslogd: listen on %s: %w", c.Path, err)
 	}
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: c.Path, Net: "unixgram"})
 	if err != nil {
@@ -170,29 +171,6 @@ func New(conn *net.UnixConn, c Config) (*Server, error) {
 	s.entries = make([]ring.Entry, 0, maxBatch)
 	s.readFn = s.recvBatch
 	return s, nil
-}
-
-// removeStale removes a socket file at path that nobody listens on.
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("syslogd: listen on %s: %w", path, err)
-	}
-	if fi.Mode().Type() != os.ModeSocket {
-		return fmt.Errorf("syslogd: listen on %s: exists and is not a socket (%v)", path, fi.Mode().Type())
-	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("syslogd: listen on %s: socket in use by another process", path)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("syslogd: remove stale socket %s: %w", path, err)
-	}
-	return nil
 }
 
 // Addr is the socket's path.
