@@ -1,6 +1,7 @@
 package logproto
 
 import (
+	"bytes"
 	"strconv"
 	"time"
 
@@ -136,4 +137,25 @@ func AppendError(dst []byte, msg string) []byte {
 func GapMessage(lost uint64) string {
 	return "memlogd: " + strconv.FormatUint(lost, 10) +
 		" entries lost here: this reader fell behind further than the ring holds"
+}
+
+// AppendText appends an entry as LinuxKit's logread prints it:
+// <RFC3339Nano time>;<source with ';' written as `\;`>;<msg> and a newline.
+// memlogd's console and logread both print this.
+func AppendText(dst []byte, t time.Time, source, msg []byte) []byte {
+	dst = t.AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, ';')
+	for {
+		i := bytes.IndexByte(source, ';')
+		if i < 0 {
+			break
+		}
+		dst = append(dst, source[:i]...)
+		dst = append(dst, '\\', ';')
+		source = source[i+1:]
+	}
+	dst = append(dst, source...)
+	dst = append(dst, ';')
+	dst = append(dst, msg...)
+	return append(dst, '\n')
 }

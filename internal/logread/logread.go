@@ -247,19 +247,11 @@ func copyRecords(s *logclient.Stream, w *bufio.Writer, raw bool) error {
 	}
 }
 
-// appendRecord formats a record as LinuxKit's logread does:
-// <RFC3339Nano time>;<source with ';' escaped>;<msg>.
+// appendRecord formats a record as LinuxKit's logread does; a gap reads as
+// the entry memlogd gives legacy readers.
 func appendRecord(dst []byte, r *logproto.Record) []byte {
 	if r.Type == logproto.TypeGap {
-		dst = time.Now().AppendFormat(dst, time.RFC3339Nano)
-		dst = append(dst, ";memlogd;"...)
-		dst = append(dst, logproto.GapMessage(r.Lost)...)
-		return append(dst, '\n')
+		return logproto.AppendText(dst, time.Now(), []byte("memlogd"), []byte(logproto.GapMessage(r.Lost)))
 	}
-	dst = r.Time.AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, ';')
-	dst = append(dst, strings.ReplaceAll(r.Source, ";", `\;`)...)
-	dst = append(dst, ';')
-	dst = append(dst, r.Msg...)
-	return append(dst, '\n')
+	return logproto.AppendText(dst, r.Time, []byte(r.Source), []byte(r.Msg))
 }

@@ -1,7 +1,6 @@
 package memlogd
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/lklog/lklog/internal/fdpass"
 	"github.com/lklog/lklog/internal/ingest"
+	"github.com/lklog/lklog/internal/logproto"
 	"github.com/lklog/lklog/internal/query"
 	"github.com/lklog/lklog/internal/ring"
 	"github.com/lklog/lklog/internal/syslogd"
@@ -263,11 +263,12 @@ func (d *Daemon) console(ctx context.Context) error {
 		out = out[:0]
 		if b.Lost > 0 {
 			skipped += b.Lost
-			out = fmt.Appendf(out, "%s;%s;console too slow: %d entries not echoed (%d in all)\n",
-				time.Now().Format(time.RFC3339Nano), Source, b.Lost, skipped)
+			out = logproto.AppendText(out, time.Now(), []byte(Source),
+				fmt.Appendf(nil, "console too slow: %d entries not echoed (%d in all)", b.Lost, skipped))
 		}
 		for i := range b.Entries {
-			out = AppendText(out, &b.Entries[i])
+			e := &b.Entries[i]
+			out = logproto.AppendText(out, time.Unix(0, e.Time), e.Source, e.Msg)
 		}
 		cursor = b.Next
 		if len(out) > 0 {
@@ -283,21 +284,6 @@ func (d *Daemon) console(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-// AppendText appends an entry as LinuxKit's logread prints it:
-// <RFC3339Nano time>;<source with ';' escaped>;<msg>.
-func AppendText(dst []byte, e *ring.Entry) []byte {
-	dst = time.Unix(0, e.Time).AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, ';')
-	if bytes.IndexByte(e.Source, ';') >= 0 {
-		dst = append(dst, strings.ReplaceAll(string(e.Source), ";", `\;`)...)
-	} else {
-		dst = append(dst, e.Source...)
-	}
-	dst = append(dst, ';')
-	dst = append(dst, e.Msg...)
-	return append(dst, '\n')
 }
 
 func newInstanceID() string {
