@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lklog/lklog/internal/lkpkg"
+	"github.com/lklog/lklog/internal/lkschema"
 	"github.com/lklog/lklog/internal/vm/yml"
 )
 
@@ -51,29 +53,65 @@ func load(t *testing.T) map[string]*yml.Config {
 	return out
 }
 
-// packageConfig reads the binds and capabilities a package's build.yml
-// gives its image by default (LinuxKit's "config" section).
+// packageConfig reads the binds and capabilities a package's image gives
+// its containers by default: its org.mobyproject.config label, made from
+// build.yml "config" as `linuxkit pkg build` and `make images` make it.
 func packageConfig(t *testing.T, name string) (binds, caps []string, ok bool) {
-	src, err := os.ReadFile(filepath.Join("..", "pkg", name, "build.yml"))
-	if err != nil {
+	dir := filepath.Join("..", "pkg", name)
+	if _, err := os.Stat(filepath.Join(dir, "build.yml")); err != nil {
 		return nil, nil, false
 	}
-	root, err := yml.Parse(string(src))
+	p, err := lkpkg.Load(dir)
 	if err != nil {
-		t.Fatalf("pkg/%s/build.yml: %v", name, err)
+		t.Fatal(err)
 	}
-	cfg := root.Get("config")
+	if p.Label == "" {
+		return nil, nil, true
+	}
+	v, err := lkschema.ParseJSON([]byte(p.Label))
+	if err != nil {
+		t.Fatalf("pkg/%s label: %v", name, err)
+	}
+	label := v.(*lkschema.Obj)
 	for _, pair := range []struct {
 		key string
 		dst *[]string
-	}{{"binds", &binds}, {"capabilities", &caps}} {
-		if n := cfg.Get(pair.key); n != nil {
-			for _, it := range n.Items {
-				*pair.dst = append(*pair.dst, it.Value)
+	}{{"binds", &binds}, {"binds.add", &binds}, {"capabilities", &caps}, {"capabilities.add", &caps}} {
+		if l, ok := label.Get(pair.key); ok {
+			for _, it := range l.([]any) {
+				*pair.dst = append(*pair.dst, it.(string))
 			}
 		}
 	}
 	return binds, caps, true
+}
+
+// TestLinuxKitRules checks every yml of the project, the examples and the
+// QEMU cases, with LinuxKit's rules (internal/lkschema): what passes here
+// also passes `linuxkit build`.
+func TestLinuxKitRules(t *testing.T) {
+	files, err := filepath.Glob("*.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases, err := filepath.Glob(filepath.Join("..", "test", "cases", "*", "test.yml"))
+	if err != nil || len(files) == 0 || len(cases) == 0 {
+		t.Fatalf("examples %v, cases %v: %v", files, cases, err)
+	}
+	for _, f := range append(files, cases...) {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, err := yml.Parse(string(src))
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if err := yml.Check(root, lkschema.ValidateConfig(yml.Value(root))); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
 }
 
 func TestPackagesExist(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/lklog/lklog/internal/lkschema"
 )
 
 // Config is the part of a LinuxKit image description lklog's tools read.
@@ -58,7 +60,10 @@ func Package(image string) (name string, ok bool) {
 	return base, base != ""
 }
 
-// ParseConfig parses a LinuxKit yml.
+// ParseConfig parses a LinuxKit yml. It refuses what `linuxkit build`
+// refuses (see internal/lkschema: field types as LinuxKit's YAML reader
+// gives them, unknown fields, missing name or image, duplicate service
+// names), naming the field and its line.
 func ParseConfig(src string) (*Config, error) {
 	root, err := Parse(src)
 	if err != nil {
@@ -66,6 +71,9 @@ func ParseConfig(src string) (*Config, error) {
 	}
 	if root.Kind != Map {
 		return nil, fmt.Errorf("yml: top level is not a mapping")
+	}
+	if err := Check(root, lkschema.ValidateConfig(Value(root))); err != nil {
+		return nil, err
 	}
 	c := &Config{}
 	for i, key := range root.Keys {
@@ -164,4 +172,17 @@ func parseEntries(n *Node, section string) ([]Entry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// Check turns the errors lkschema found in the document root into one
+// error that gives each one's line, or nil if there are none.
+func Check(root *Node, es lkschema.Errors) error {
+	if len(es) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = fmt.Sprintf("line %d: %s", root.At(e.Path).Line, e)
+	}
+	return fmt.Errorf("yml: not valid for LinuxKit: %s", strings.Join(msgs, "; "))
 }

@@ -25,10 +25,13 @@ const (
 type Node struct {
 	Kind  Kind
 	Value string // Scalar
-	Keys  []string
-	Vals  []*Node // Map: Vals[i] belongs to Keys[i]
-	Items []*Node // Seq
-	Line  int     // 1-based line where the value starts
+	// Quoted is true for a quoted or block scalar: always a string. A
+	// plain scalar's type comes from its text (see Resolve).
+	Quoted bool
+	Keys   []string
+	Vals   []*Node // Map: Vals[i] belongs to Keys[i]
+	Items  []*Node // Seq
+	Line   int     // 1-based line where the value starts
 }
 
 // Get returns the value of key in a Map node, or nil.
@@ -353,7 +356,7 @@ func (p *parser) blockScalar(style string, num, parent int) (*Node, error) {
 	default:
 		s += "\n"
 	}
-	return &Node{Kind: Scalar, Value: s, Line: num}, nil
+	return &Node{Kind: Scalar, Value: s, Quoted: true, Line: num}, nil
 }
 
 func fold(lines []string) string {
@@ -446,7 +449,7 @@ func flowValue(s string, num int, inFlow bool) (*Node, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		return &Node{Kind: Scalar, Value: v, Line: num}, rest, nil
+		return &Node{Kind: Scalar, Value: v, Quoted: true, Line: num}, rest, nil
 	case '&', '*', '!':
 		return nil, "", fmt.Errorf("yml: line %d: anchors, aliases and tags are not supported", num)
 	}
