@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/lklog/lklog/internal/lkpkg"
+	"github.com/lklog/lklog/internal/lkschema"
 	"github.com/lklog/lklog/internal/vm/cpio"
 	"github.com/lklog/lklog/internal/vm/guest"
 	"github.com/lklog/lklog/internal/vm/yml"
@@ -96,29 +97,69 @@ func Applets(busybox string) ([]string, error) {
 }
 
 // Entries turns the onboot and services sections of a yml into processes.
-// An entry without a command runs its lklog package's default command (the
-// Dockerfile's ENTRYPOINT and CMD), or /usr/bin/<package> when that exists.
+// As in LinuxKit, an entry's command and env replace its image's; an lklog
+// package's image has the command of its build.yml config label if any,
+// else its Dockerfile's ENTRYPOINT and CMD (or /usr/bin/<package> when that
+// exists), and the env of its label.
 func Entries(repo, binDir string, entries []yml.Entry) ([]guest.Proc, error) {
 	var out []guest.Proc
 	for _, e := range entries {
-		cmd := e.Command
-		if len(cmd) == 0 {
-			pkg, ok := yml.Package(e.Image)
-			if !ok {
-				return nil, fmt.Errorf("image: %s (line %d): no command, and image %s is not an lklog package", e.Name, e.Line, e.Image)
-			}
-			c, err := DefaultCommand(filepath.Join(repo, "pkg", pkg, "Dockerfile"))
+		cmd, env := e.Command, e.Env
+		if pkg, ok := yml.Package(e.Image); ok {
+			dcmd, denv, err := packageDefaults(repo, binDir, pkg)
 			if err != nil {
-				if _, serr := os.Stat(filepath.Join(binDir, pkg)); serr != nil {
-					return nil, fmt.Errorf("image: %s (line %d): no command: %w", e.Name, e.Line, err)
-				}
-				c = []string{"/usr/bin/" + pkg}
+				return nil, fmt.Errorf("image: %s (line %d): %w", e.Name, e.Line, err)
 			}
-			cmd = c
+			if len(cmd) == 0 {
+				cmd = dcmd
+			}
+			if len(cmd) == 0 {
+				return nil, fmt.Errorf("image: %s (line %d): no command: package %s has no ENTRYPOINT or CMD, no label command and no bin/%s", e.Name, e.Line, pkg, pkg)
+			}
+			if env == nil {
+				env = denv
+			}
+		} else if len(cmd) == 0 {
+			return nil, fmt.Errorf("image: %s (line %d): no command, and image %s is not an lklog package", e.Name, e.Line, e.Image)
 		}
-		out = append(out, guest.Proc{Name: e.Name, Command: cmd, Env: e.Env})
+		out = append(out, guest.Proc{Name: e.Name, Command: cmd, Env: env})
 	}
 	return out, nil
+}
+
+// packageDefaults returns the command and environment an lklog package's
+// image gives a container that sets neither; cmd is empty if it has none.
+func packageDefaults(repo, binDir, pkg string) (cmd, env []string, err error) {
+	p, err := lkpkg.Load(filepath.Join(repo, "pkg", pkg))
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd = append(append([]string(nil), p.Entrypoint...), p.Cmd...)
+	if p.Label != "" {
+		v, err := lkschema.ParseJSON([]byte(p.Label))
+		if err != nil {
+			return nil, nil, err
+		}
+		label := v.(*lkschema.Obj) // lkpkg.Load checked it
+		if c, ok := label.Get("command"); ok {
+			cmd = strs(c)
+		}
+		if en, ok := label.Get("env"); ok {
+			env = strs(en)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(binDir, pkg)); err == nil && len(cmd) == 0 {
+		cmd = []string{"/usr/bin/" + pkg}
+	}
+	return cmd, env, nil
+}
+
+func strs(v any) []string {
+	out := []string{}
+	for _, it := range v.([]any) {
+		out = append(out, it.(string))
+	}
+	return out
 }
 
 // DefaultCommand returns ENTRYPOINT followed by CMD of a Dockerfile's last

@@ -140,6 +140,26 @@ func TestBuildErrors(t *testing.T) {
 	}
 }
 
+// An lklog package's label command and env are the defaults, as in
+// LinuxKit; an entry's own command and env replace them.
+func TestEntriesLabelDefaults(t *testing.T) {
+	root, spec := fixture(t)
+	write(t, filepath.Join(root, "pkg/fwd/build.yml"), "org: lklog\nimage: fwd\nconfig:\n  command: [/usr/bin/fwd, -x]\n  env: [A=1]\n", 0o644)
+	write(t, filepath.Join(root, "pkg/fwd/Dockerfile"), "FROM scratch\nENTRYPOINT [\"/usr/bin/fwd\"]\n", 0o644)
+	got, err := Entries(root, spec.BinDir, []yml.Entry{{Name: "a", Image: "lklog/fwd:dev"}, {Name: "b", Image: "lklog/fwd:dev", Command: []string{"/bin/sh"}, Env: []string{"B=2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got[0], guest.Proc{Name: "a", Command: []string{"/usr/bin/fwd", "-x"}, Env: []string{"A=1"}}) ||
+		!reflect.DeepEqual(got[1], guest.Proc{Name: "b", Command: []string{"/bin/sh"}, Env: []string{"B=2"}}) {
+		t.Errorf("processes = %+v", got)
+	}
+	write(t, filepath.Join(root, "pkg/fwd/build.yml"), "org: lklog\nimage: fwd\nconfig:\n  env: A=1\n", 0o644)
+	if _, err := Entries(root, spec.BinDir, []yml.Entry{{Name: "a", Image: "lklog/fwd:dev"}}); err == nil || !strings.Contains(err.Error(), "config.env: Invalid type") {
+		t.Errorf("a build.yml LinuxKit refuses: %v", err)
+	}
+}
+
 func TestPreferScript(t *testing.T) {
 	s := PreferScript([]string{"logread", "bad-name", "1x"})
 	if !strings.Contains(s, `logread() { /usr/bin/logread "$@"; }`) || strings.Contains(s, "bad-name") || strings.Contains(s, "1x()") {
