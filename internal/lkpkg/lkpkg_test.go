@@ -117,7 +117,6 @@ func TestLabelRefused(t *testing.T) {
 		"  binds: /dev:/dev\n":                           "config.binds: Invalid type. Expected: array, given: string",
 		"  oomScoreAdj: high\n":                          "config.oomScoreAdj: Invalid type. Expected: integer, given: string",
 		"  devices:\n    - {path: /dev/x, mode: rw}\n":   `config.devices.0.mode: "rw" is not an octal number`,
-		"  devices:\n    - {path: /dev/x, type: char}\n": `config.devices.0.type: "char" is not one of c, b, u, p`,
 		"  devices:\n    - {path: /dev/x, major: 1.5}\n": "config.devices.0.major: Invalid type. Expected: integer, given: number",
 		"  uid: true\n":                                  "config.uid: Must validate at least one schema (anyOf)",
 		"  name: kmsg\n":                                 "config: Additional property name is not allowed",

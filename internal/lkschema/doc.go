@@ -9,11 +9,8 @@ import (
 func TypeString(t *Type) string {
 	switch t.Kind {
 	case String:
-		switch {
-		case t.Octal:
+		if t.Octal {
 			return "string (octal)"
-		case len(t.OneOf) > 0:
-			return "string: " + strings.Join(t.OneOf, ", ")
 		}
 		return "string"
 	case Integer:

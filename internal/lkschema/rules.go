@@ -10,8 +10,8 @@
 // src/cmd/linuxkit/moby/schema.go (validated with gojsonschema, draft 4)
 // and the Go types in moby/config.go and pkglib (build.yml). Beyond the
 // schema it checks what LinuxKit itself would fail on later: octal modes
-// (LinuxKit parses them with base 8), device types runc knows, unique
-// service names, and no name or image in a label.
+// (LinuxKit parses them with base 8), unique service names, and no name or
+// image in a label.
 package lkschema
 
 // Kind is the JSON type of a field.
@@ -34,9 +34,8 @@ type Type struct {
 	Elem     *Type   // List
 	Fields   []Field // Object, in LinuxKit's order
 	Required []string
-	Name     string   // Object: the schema definition's name, for the docs
-	Octal    bool     // String: an octal number such as "0644"
-	OneOf    []string // String: the only values allowed
+	Name     string // Object: the schema definition's name, for the docs
+	Octal    bool   // String: an octal number such as "0644"
 }
 
 // Field is one property of an Object.
@@ -87,7 +86,7 @@ var (
 	)
 	device = object("device",
 		Field{"path", str, "device node in the container"},
-		Field{"type", &Type{Kind: String, OneOf: []string{"c", "b", "u", "p"}}, "c, b, u or p (runc)"},
+		Field{"type", str, "`c`, `b`, ...; `path: all` with `type: b` allows every block device"},
 		Field{"major", integer, ""},
 		Field{"minor", integer, ""},
 		Field{"mode", octal, `octal string, e.g. "0644" (parsed with base 8)`},

@@ -143,9 +143,6 @@ func check(t *Type, v any, path []string, es *Errors) {
 				add("%q is not an octal number (LinuxKit parses it with base 8, e.g. \"0644\")", s)
 			}
 		}
-		if len(t.OneOf) > 0 && !contains(t.OneOf, s) {
-			add("%q is not one of %s", s, strings.Join(t.OneOf, ", "))
-		}
 	case List:
 		for i, it := range v.([]any) {
 			check(t.Elem, it, append(path, strconv.Itoa(i)), es)
@@ -166,15 +163,6 @@ func check(t *Type, v any, path []string, es *Errors) {
 			check(f.Type, o.Vals[i], append(path, k), es)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ValidateConfig checks a whole image description: the schema, then unique

@@ -206,6 +206,9 @@ func splitKey(text string, num int) (key, value string, ok bool, err error) {
 	if strings.HasPrefix(text, "&") || strings.HasPrefix(text, "*") || strings.HasPrefix(text, "!") {
 		return "", "", false, fmt.Errorf("yml: line %d: anchors, aliases and tags are not supported", num)
 	}
+	if text[0] == '@' || text[0] == '`' {
+		return "", "", false, fmt.Errorf("yml: line %d: a plain value cannot start with %q (reserved in YAML; quote it)", num, text[0])
+	}
 	if text[0] == '"' || text[0] == '\'' {
 		s, rest, err := quoted(text, num)
 		if err != nil {
@@ -452,6 +455,8 @@ func flowValue(s string, num int, inFlow bool) (*Node, string, error) {
 		return &Node{Kind: Scalar, Value: v, Quoted: true, Line: num}, rest, nil
 	case '&', '*', '!':
 		return nil, "", fmt.Errorf("yml: line %d: anchors, aliases and tags are not supported", num)
+	case '@', '`':
+		return nil, "", fmt.Errorf("yml: line %d: a plain value cannot start with %q (reserved in YAML; quote it)", num, s[0])
 	}
 	end := len(s)
 	if inFlow {

@@ -16,6 +16,7 @@ func TestResolve(t *testing.T) {
 		"~": nil, "null": nil, "": nil,
 		"abc": "abc", "0o644": int64(420), "1.2.3": "1.2.3", "2024-01-02": "2024-01-02", "-": "-", "CAP_SYSLOG": "CAP_SYSLOG",
 		`"0644"`: "0644", `'yes'`: "yes", `""`: "", "|\n  0644": "0644\n",
+		`"@pkg:./pkg/init"`: "@pkg:./pkg/init", "a@b": "a@b",
 	} {
 		root, err := Parse("v: " + src + "\n")
 		if err != nil {

@@ -97,6 +97,8 @@ func TestParseErrors(t *testing.T) {
 		"not a mapping":   "- a\n- b\n",
 		"unknown escape":  `a: "\q"` + "\n",
 		"seq over-indent": "a:\n  - x\n    - y\n",
+		"reserved @":      "init:\n  - @pkg:../pkg/init\n",
+		"reserved `":      "a: `x`\n",
 	} {
 		if _, err := ParseConfig(src); err == nil {
 			t.Errorf("%s: no error for %q", name, src)
