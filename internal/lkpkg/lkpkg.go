@@ -35,6 +35,8 @@ type Package struct {
 	Cmd        []string
 	Label      string // the org.mobyproject.config label (JSON) from build.yml "config"; empty without one
 
+	Dockerfile string // build.yml "dockerfile", default Dockerfile
+
 	dockerfile *Dockerfile
 }
 
@@ -57,7 +59,7 @@ func List(repo string) ([]string, error) {
 // Load reads a package directory. Its build.yml must be one that
 // `linuxkit pkg build` reads the same way (see readBuildYML).
 func Load(dir string) (*Package, error) {
-	p := &Package{Dir: dir, Org: "lklog", Image: filepath.Base(dir)}
+	p := &Package{Dir: dir, Org: "lklog", Image: filepath.Base(dir), Dockerfile: "Dockerfile"}
 	if src, err := os.ReadFile(filepath.Join(dir, "build.yml")); err == nil {
 		if err := p.readBuildYML(string(src)); err != nil {
 			return nil, fmt.Errorf("lkpkg: %s/build.yml: %w", dir, err)
@@ -74,7 +76,7 @@ func Load(dir string) (*Package, error) {
 			p.Commands = append(p.Commands, c.Name())
 		}
 	}
-	p.dockerfile, err = ParseDockerfile(filepath.Join(dir, "Dockerfile"))
+	p.dockerfile, err = ParseDockerfile(filepath.Join(dir, p.Dockerfile))
 	switch {
 	case err == nil:
 		p.Entrypoint, p.Cmd = p.dockerfile.Entrypoint, p.dockerfile.Cmd
@@ -112,6 +114,12 @@ func (p *Package) readBuildYML(src string) error {
 			return fmt.Errorf("%s is required: %s", f.key, f.why)
 		}
 		*f.dst = v.Value
+	}
+	if d := root.Get("dockerfile"); d != nil && d.Value != "" {
+		if !filepath.IsLocal(d.Value) {
+			return fmt.Errorf("dockerfile %q must be a path inside the package directory", d.Value)
+		}
+		p.Dockerfile = d.Value
 	}
 	if c := root.Get("config"); c != nil {
 		p.Label, err = Label(c)
@@ -238,7 +246,7 @@ func (p *Package) checkDockerfile(files []string) error {
 	if p.dockerfile == nil {
 		return nil
 	}
-	d, name := p.dockerfile, filepath.Join(p.Dir, "Dockerfile")
+	d, name := p.dockerfile, filepath.Join(p.Dir, p.Dockerfile)
 	if d.From != "scratch" {
 		return fmt.Errorf("lkpkg: %s: the image is built FROM %q; `make images` only makes scratch images", name, d.From)
 	}

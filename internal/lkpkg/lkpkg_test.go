@@ -182,6 +182,23 @@ func TestDockerfileMatchesImage(t *testing.T) {
 	}
 }
 
+// build.yml "dockerfile" names the Dockerfile, for `make images` as for
+// linuxkit pkg build.
+func TestDockerfileField(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "svc")
+	write(t, filepath.Join(dir, "build.yml"), "org: lklog\nimage: svc\ndockerfile: Dockerfile.svc\n", 0o644)
+	write(t, filepath.Join(dir, "Dockerfile"), "FROM scratch\nENTRYPOINT [\"/wrong\"]\n", 0o644)
+	write(t, filepath.Join(dir, "Dockerfile.svc"), "FROM scratch\nENTRYPOINT [\"/usr/bin/svc\"]\n", 0o644)
+	p, err := Load(dir)
+	if err != nil || !reflect.DeepEqual(p.Entrypoint, []string{"/usr/bin/svc"}) {
+		t.Fatalf("Load = %+v, %v", p, err)
+	}
+	write(t, filepath.Join(dir, "build.yml"), "org: lklog\nimage: svc\ndockerfile: ../Dockerfile\n", 0o644)
+	if _, err := Load(dir); err == nil {
+		t.Fatal("a Dockerfile outside the package accepted")
+	}
+}
+
 func FuzzParseDockerfile(f *testing.F) {
 	for _, s := range []string{
 		"FROM scratch\nCOPY a b /c/\nENTRYPOINT [\"/x\"]\nCMD [\"-v\"]\n",
