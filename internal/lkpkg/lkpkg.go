@@ -2,7 +2,10 @@
 // Dockerfile, cmd/*, etc/) and turns one into a container image without a
 // container engine. The image follows the packages' layout convention:
 // each pkg/NAME/cmd/X is the static binary bin/X installed as /usr/bin/X,
-// and pkg/NAME/etc/... is copied to /etc/....
+// and pkg/NAME/etc/... is copied to /etc/.... It refuses a package that
+// `linuxkit pkg build` would turn into a different image: a build.yml it
+// reads differently, a config label `linuxkit build` refuses, a Dockerfile
+// that adds or places files otherwise.
 package lkpkg
 
 import (
@@ -110,12 +113,12 @@ func (p *Package) readBuildYML(src string) error {
 		{"org", "without it linuxkit pkg build names the image linuxkit/NAME", &p.Org},
 	} {
 		v := root.Get(f.key)
-		if v == nil || v.Value == "" {
+		if v == nil || yml.Resolve(v) == nil || v.Value == "" {
 			return fmt.Errorf("%s is required: %s", f.key, f.why)
 		}
 		*f.dst = v.Value
 	}
-	if d := root.Get("dockerfile"); d != nil && d.Value != "" {
+	if d := root.Get("dockerfile"); d != nil && yml.Resolve(d) != nil && d.Value != "" {
 		if !filepath.IsLocal(d.Value) {
 			return fmt.Errorf("dockerfile %q must be a path inside the package directory", d.Value)
 		}

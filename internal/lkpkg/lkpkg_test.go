@@ -135,6 +135,7 @@ func TestBuildYMLRefused(t *testing.T) {
 	for src, want := range map[string]string{
 		"image: x\n":                             "org is required",
 		"org: lklog\n":                           "image is required",
+		"org: lklog\nimage: ~\n":                 "image is required",
 		"org: lklog\nimage: x\nconfigs: {}\n":    "line 1: (root): Additional property configs is not allowed",
 		"org: lklog\nimage: x\nnetwork: maybe\n": "line 3: network: Invalid type. Expected: boolean, given: string",
 		"org: lklog\nimage: x\narches: amd64\n":  "arches: Invalid type. Expected: array, given: string",
