@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lklog/lklog/internal/lkschema"
 	"github.com/lklog/lklog/internal/vm/yml"
 )
 
@@ -217,6 +218,35 @@ func FuzzParseDockerfile(f *testing.F) {
 			if len(c.Srcs) == 0 || c.Dst == "" {
 				t.Fatalf("COPY without source or destination: %+v", c)
 			}
+		}
+	})
+}
+
+// Whatever Label accepts is a label linuxkit build accepts.
+func FuzzLabel(f *testing.F) {
+	for _, s := range []string{
+		"config:\n  devices:\n    - {path: /dev/kmsg, type: c, major: 1, minor: 11, mode: 0644}\n",
+		"config:\n  binds: [/a:/a]\n  uid: yes\n  sysctl: {a: 1}\n  readonly: on\n",
+		"config:\n  resources:\n    memory: {limit: 0x10}\n  runtime: {mkdir: [~]}\n",
+		"config: {}\n", "config: 1\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		root, err := yml.Parse(src)
+		if err != nil || root.Get("config") == nil {
+			return
+		}
+		l, err := Label(root.Get("config"))
+		if err != nil || l == "" {
+			return
+		}
+		v, err := lkschema.ParseJSON([]byte(l))
+		if err != nil {
+			t.Fatalf("label %s: %v", l, err)
+		}
+		if es := lkschema.ValidateLabel(v); es != nil {
+			t.Fatalf("label %s refused: %v", l, es)
 		}
 	})
 }
