@@ -94,7 +94,7 @@ func decode(t *lkschema.Type, n *yml.Node, path []string, es *lkschema.Errors) (
 	}
 	for _, k := range n.Keys {
 		if t.Field(k) == nil {
-			fail("Additional property %s is not allowed (linuxkit pkg build would drop it)", k)
+			*es = append(*es, lkschema.Error{Path: append([]string(nil), path...), Key: k, Msg: "Additional property " + k + " is not allowed (linuxkit pkg build would drop it)"})
 		}
 	}
 	o := &lkschema.Obj{}

@@ -137,7 +137,7 @@ func TestBuildYMLRefused(t *testing.T) {
 		"image: x\n":                             "org is required",
 		"org: lklog\n":                           "image is required",
 		"org: lklog\nimage: ~\n":                 "image is required",
-		"org: lklog\nimage: x\nconfigs: {}\n":    "line 1: (root): Additional property configs is not allowed",
+		"org: lklog\nimage: x\nconfigs: {}\n":    "line 3: (root): Additional property configs is not allowed",
 		"org: lklog\nimage: x\nnetwork: maybe\n": "line 3: network: Invalid type. Expected: boolean, given: string",
 		"org: lklog\nimage: x\narches: amd64\n":  "arches: Invalid type. Expected: array, given: string",
 		"org: lklog\nimage: x\nconfig:\n  devices:\n    - mode: 0o644\n": `line 5: config.devices.0.mode: "0o644" is not an octal number`,

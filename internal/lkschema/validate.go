@@ -32,6 +32,7 @@ func (o *Obj) Get(key string) (any, bool) {
 type Error struct {
 	Path []string
 	Msg  string
+	Key  string // the key an "Additional property" error is about
 }
 
 // Field is the path as LinuxKit writes it: "services.0.devices.0.mode",
@@ -157,7 +158,7 @@ func check(t *Type, v any, path []string, es *Errors) {
 		for i, k := range o.Keys {
 			f := t.Field(k)
 			if f == nil {
-				add("Additional property %s is not allowed", k)
+				*es = append(*es, Error{Path: append([]string(nil), path...), Msg: "Additional property " + k + " is not allowed", Key: k})
 				continue
 			}
 			check(f.Type, o.Vals[i], append(path, k), es)

@@ -182,7 +182,14 @@ func Check(root *Node, es lkschema.Errors) error {
 	}
 	msgs := make([]string, len(es))
 	for i, e := range es {
-		msgs[i] = fmt.Sprintf("line %d: %s", root.At(e.Path).Line, e)
+		n := root.At(e.Path)
+		line := n.Line
+		for j, k := range n.Keys {
+			if k == e.Key && j < len(n.KLine) {
+				line = n.KLine[j]
+			}
+		}
+		msgs[i] = fmt.Sprintf("line %d: %s", line, e)
 	}
 	return fmt.Errorf("yml: not valid for LinuxKit: %s", strings.Join(msgs, "; "))
 }

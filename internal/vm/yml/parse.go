@@ -30,6 +30,7 @@ type Node struct {
 	Quoted bool
 	Keys   []string
 	Vals   []*Node // Map: Vals[i] belongs to Keys[i]
+	KLine  []int   // Map: the line of Keys[i]
 	Items  []*Node // Seq
 	Line   int     // 1-based line where the value starts
 }
@@ -275,6 +276,7 @@ func (p *parser) mapping(indent int) (*Node, error) {
 		}
 		n.Keys = append(n.Keys, key)
 		n.Vals = append(n.Vals, val)
+		n.KLine = append(n.KLine, l.num)
 	}
 }
 
@@ -438,6 +440,7 @@ func flowValue(s string, num int, inFlow bool) (*Node, string, error) {
 			}
 			n.Keys = append(n.Keys, k.Value)
 			n.Vals = append(n.Vals, v)
+			n.KLine = append(n.KLine, num)
 			s = strings.TrimLeft(rest, " ")
 			switch {
 			case strings.HasPrefix(s, ","):

@@ -40,7 +40,7 @@ func TestResolve(t *testing.T) {
 func TestParseConfigLinuxKitRules(t *testing.T) {
 	for src, want := range map[string]string{
 		"services:\n  - name: kmsg\n    image: lklog/kmsg:dev\n    devices:\n      - path: /dev/kmsg\n        mode: 0644\n": "line 6: services.0.devices.0.mode: Invalid type. Expected: string, given: integer",
-		"services:\n  - name: x\n    image: i\n    capabilites: [CAP_SYSLOG]\n":                                             "line 2: services.0: Additional property capabilites is not allowed",
+		"services:\n  - name: x\n    image: i\n    capabilites: [CAP_SYSLOG]\n":                                             "line 4: services.0: Additional property capabilites is not allowed",
 		"onboot:\n  - name: x\n    image: i\n    readonly: \"true\"\n":                                                      "line 4: onboot.0.readonly: Invalid type. Expected: boolean, given: string",
 		"init:\n  - linuxkit/init:v1\n  - 7\n":                                                                              "line 3: init.1: Invalid type. Expected: string, given: integer",
 		"files:\n  - path: etc/x\n    mode: 0644\n":                                                                         "line 3: files.0.mode: Invalid type. Expected: string, given: integer",
