@@ -2,7 +2,9 @@
 // (pkg/NAME) from the static binaries in bin/ and the package's etc files,
 // without Docker. Import one into LinuxKit's cache with
 // `linuxkit cache import out/images/NAME.tar`; it is then known as
-// lklog/NAME:TAG to `linuxkit build`.
+// lklog/NAME:TAG to `linuxkit build`. A package that `linuxkit pkg build`
+// would turn into a different image, or whose config label `linuxkit
+// build` would refuse, is refused (internal/lkpkg, internal/lkschema).
 package main
 
 import (
