@@ -30,6 +30,13 @@ var safe = func() (t [utf8.RuneSelf]bool) {
 // U+2029 are escaped. Keeping this identical is what makes legacy replies
 // indistinguishable from LinuxKit's memlogd.
 func AppendString(dst, s []byte) []byte {
+	dst, _ = appendString(dst, s)
+	return dst
+}
+
+// appendString is AppendString that also reports whether s was not valid
+// UTF-8, so that the JSON string lost bytes (they became U+FFFD).
+func appendString(dst, s []byte) (_ []byte, lossy bool) {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -63,6 +70,7 @@ func AppendString(dst, s []byte) []byte {
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
+			lossy = true
 			i += size
 			start = i
 			continue
@@ -77,7 +85,7 @@ func AppendString(dst, s []byte) []byte {
 		i += size
 	}
 	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, '"'), lossy
 }
 
 // TimeFormatter formats Unix-nanosecond times as JSON strings the way
