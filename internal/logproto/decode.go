@@ -2,6 +2,7 @@ package logproto
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -102,6 +103,10 @@ type Decoder struct {
 	scratch []byte
 	sources map[string]string // interned sources
 	zones   map[int]*time.Location
+	// The last whole second parsed, as text and as time (UTC).
+	secText  [19]byte
+	secTime  time.Time
+	secValid bool
 	// Fast-path statistics, for tests and benchmarks.
 	fast, slow uint64
 }
@@ -343,6 +348,11 @@ func (d *Decoder) parseString(b []byte, i int) ([]byte, int, bool) {
 	start := i + 1
 	ascii := true
 	j := start
+	// Eight bytes at a time while they are all printable ASCII other
+	// than '"' and '\\'.
+	for j+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[j:]), '"') {
+		j += 8
+	}
 	for ; j < len(b); j++ {
 		c := b[j]
 		if c == '"' {
@@ -679,7 +689,15 @@ func (d *Decoder) parseTime(b []byte, i int) (time.Time, int, bool) {
 		}
 		rest = rest[k:]
 	}
-	t := time.Date(year, time.Month(mon), day, hh, mm, ss, nsec, time.UTC)
+	var t time.Time
+	if d.secValid && string(v[:19]) == string(d.secText[:]) {
+		t = d.secTime.Add(time.Duration(nsec))
+	} else {
+		d.secTime = time.Date(year, time.Month(mon), day, hh, mm, ss, 0, time.UTC)
+		copy(d.secText[:], v[:19])
+		d.secValid = true
+		t = d.secTime.Add(time.Duration(nsec))
+	}
 	if len(rest) == 1 && rest[0] == 'Z' {
 		return t, j, true
 	}
@@ -714,4 +732,22 @@ func (d *Decoder) zone(off int) *time.Location {
 	z := time.FixedZone("", off)
 	d.zones[off] = z
 	return z
+}
+
+// SWAR constants: every byte 0x01, every byte 0x80.
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// plain8 reports whether the eight bytes of x are all printable ASCII
+// (0x20-0x7e) and none is '\\' or special.
+func plain8(x uint64, special byte) bool {
+	low := (x - lsb*0x20) & ^x // a byte below 0x20
+	high := (x + lsb*0x01) | x // a byte of 0x7f or more
+	bs := x ^ (lsb * '\\')
+	bs = (bs - lsb) & ^bs // a byte equal to '\\'
+	sp := x ^ (lsb * uint64(special))
+	sp = (sp - lsb) & ^sp // a byte equal to special
+	return (low|high|bs|sp)&msb == 0
 }

@@ -1,6 +1,7 @@
 package logproto
 
 import (
+	"encoding/binary"
 	"errors"
 	"time"
 	"unicode/utf8"
@@ -64,8 +65,17 @@ func AppendEscaped(dst []byte, s string, source bool) []byte {
 	if !source {
 		semi = 0
 	}
+	special := byte(';')
+	if !source {
+		special = '"' // any byte that is not escaped: no effect
+	}
+	b := unsafe.Slice(unsafe.StringData(s), len(s))
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[i:]), special) {
+			i += 8
+			continue
+		}
 		k := escClass[s[i]]
 		if k == 0 || (k == 2 && semi == 0) {
 			i++

@@ -195,8 +195,13 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 					return progressed, err
 				}
 			}
-			if err := w.retry(ctx, "disk trouble", w.flushAll); err != nil {
-				return progressed, err
+			// One write per file for everything read so far: when the
+			// next batch is already waiting, it joins this one (the files
+			// are flushed at 64 KiB each, and always before a checkpoint).
+			if len(ch) == 0 || b.err != nil {
+				if err := w.retry(ctx, "disk trouble", w.flushAll); err != nil {
+					return progressed, err
+				}
 			}
 			if w.cfg.Sync == SyncAlways || w.now().Sub(w.lastCheckpoint) >= w.cfg.CheckpointInterval {
 				if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
