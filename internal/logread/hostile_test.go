@@ -118,11 +118,7 @@ func TestForgedLines(t *testing.T) {
 	if !tu.Eventually(30*time.Second, func() bool { return strings.Contains(d.Stdout.String(), "done\n") }) {
 		t.Fatalf("console did not echo the entries: %q", d.Stdout.String())
 	}
-	var console []string
-	for _, l := range strings.Split(strings.TrimSuffix(d.Stdout.String(), "\n"), "\n") {
-		console = append(console, l)
-	}
-	check("console", console)
+	check("console", strings.Split(strings.TrimSuffix(d.Stdout.String(), "\n"), "\n"))
 
 	// -json: exact bytes through the _b64 keys, the plain keys as
 	// encoding/json readers expect them.
