@@ -5,6 +5,7 @@
 package logproto
 
 import (
+	"encoding/binary"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -40,6 +41,10 @@ func appendString(dst, s []byte) (_ []byte, lossy bool) {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) && jsonPlain8(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+			continue
+		}
 		if b := s[i]; b < utf8.RuneSelf {
 			if safe[b] {
 				i++
@@ -114,3 +119,14 @@ func (f *TimeFormatter) Append(dst []byte, ns int64) []byte {
 }
 
 func appendUint(dst []byte, v uint64) []byte { return strconv.AppendUint(dst, v, 10) }
+
+// jsonPlain8 reports whether the eight bytes of x are all ASCII that
+// encoding/json writes as they are (safe above).
+func jsonPlain8(x uint64) bool {
+	eq := func(c byte) uint64 {
+		y := x ^ (lsb * uint64(c))
+		return (y - lsb) & ^y
+	}
+	low := (x - lsb*0x20) & ^x // a byte below 0x20
+	return (low|x|eq('"')|eq('\\')|eq('<')|eq('>')|eq('&'))&msb == 0
+}
