@@ -280,6 +280,18 @@ func (s *Stream) NextInto(r *logproto.Record) error {
 	return s.dec.Decode(line, r)
 }
 
+// NextView is NextInto for a caller that is done with r before its next
+// call: r's strings may point into the stream's buffer, which saves
+// copying them.
+func (s *Stream) NextView(r *logproto.Record) error {
+	line, err := s.NextRaw()
+	if err != nil {
+		*r = logproto.Record{}
+		return err
+	}
+	return s.dec.DecodeView(line, r)
+}
+
 // Legacy reports whether the stream speaks LinuxKit's protocol (no hello,
 // no sequence numbers, no gap records).
 func (s *Stream) Legacy() bool { return s.legacy }

@@ -99,6 +99,7 @@ func (r *Record) OrigTime() time.Time {
 // never written again, so they stay valid after later calls. A Decoder is
 // not safe for concurrent use; the zero value is ready to use.
 type Decoder struct {
+	line    []byte // DecodeView's line
 	arena   []byte
 	scratch []byte
 	sources map[string]string // interned sources
@@ -118,6 +119,20 @@ const (
 
 // Decode decodes line into r (all of whose fields are overwritten).
 func (d *Decoder) Decode(line []byte, r *Record) error {
+	d.line = nil
+	return d.decode(line, r)
+}
+
+// DecodeView is Decode for a caller that is done with r before line
+// changes: r's strings may point into line, which saves copying them.
+func (d *Decoder) DecodeView(line []byte, r *Record) error {
+	d.line = line
+	err := d.decode(line, r)
+	d.line = nil
+	return err
+}
+
+func (d *Decoder) decode(line []byte, r *Record) error {
 	var b64 [3][]byte
 	*r = Record{}
 	if d.decodeFast(line, r, &b64) {
@@ -143,10 +158,17 @@ func (d *Decoder) Decode(line []byte, r *Record) error {
 // general decoder.
 func (d *Decoder) Counts() (fast, slow uint64) { return d.fast, d.slow }
 
-// str returns b as a string in the arena.
+// str returns b as a string in the arena (or, for DecodeView, in the
+// line if b is part of it).
 func (d *Decoder) str(b []byte) string {
 	if len(b) == 0 {
 		return ""
+	}
+	if d.line != nil {
+		p, lo := uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(&d.line[0]))
+		if p >= lo && p+uintptr(len(b)) <= lo+uintptr(len(d.line)) {
+			return unsafe.String(&b[0], len(b))
+		}
 	}
 	if len(b) > arenaChunk/8 {
 		return string(b)
@@ -653,22 +675,28 @@ func (d *Decoder) parseTime(b []byte, i int) (time.Time, int, bool) {
 	if !ok || len(v) < 20 {
 		return time.Time{}, i, false
 	}
-	if v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' {
-		return time.Time{}, i, false
-	}
-	y1, ok1 := digits2(v[0:2])
-	y2, ok2 := digits2(v[2:4])
-	mon, ok3 := digits2(v[5:7])
-	day, ok4 := digits2(v[8:10])
-	hh, ok5 := digits2(v[11:13])
-	mm, ok6 := digits2(v[14:16])
-	ss, ok7 := digits2(v[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
-		return time.Time{}, i, false
-	}
-	year := y1*100 + y2
-	if mon < 1 || mon > 12 || day < 1 || day > daysIn(mon, year) || hh > 23 || mm > 59 || ss > 59 {
-		return time.Time{}, i, false
+	cached := d.secValid && string(v[:19]) == string(d.secText[:])
+	if !cached {
+		if v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' {
+			return time.Time{}, i, false
+		}
+		y1, ok1 := digits2(v[0:2])
+		y2, ok2 := digits2(v[2:4])
+		mon, ok3 := digits2(v[5:7])
+		day, ok4 := digits2(v[8:10])
+		hh, ok5 := digits2(v[11:13])
+		mm, ok6 := digits2(v[14:16])
+		ss, ok7 := digits2(v[17:19])
+		if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
+			return time.Time{}, i, false
+		}
+		year := y1*100 + y2
+		if mon < 1 || mon > 12 || day < 1 || day > daysIn(mon, year) || hh > 23 || mm > 59 || ss > 59 {
+			return time.Time{}, i, false
+		}
+		d.secTime = time.Date(year, time.Month(mon), day, hh, mm, ss, 0, time.UTC)
+		copy(d.secText[:], v[:19])
+		d.secValid = true
 	}
 	rest := v[19:]
 	nsec := 0
@@ -689,15 +717,7 @@ func (d *Decoder) parseTime(b []byte, i int) (time.Time, int, bool) {
 		}
 		rest = rest[k:]
 	}
-	var t time.Time
-	if d.secValid && string(v[:19]) == string(d.secText[:]) {
-		t = d.secTime.Add(time.Duration(nsec))
-	} else {
-		d.secTime = time.Date(year, time.Month(mon), day, hh, mm, ss, 0, time.UTC)
-		copy(d.secText[:], v[:19])
-		d.secValid = true
-		t = d.secTime.Add(time.Duration(nsec))
-	}
+	t := d.secTime.Add(time.Duration(nsec))
 	if len(rest) == 1 && rest[0] == 'Z' {
 		return t, j, true
 	}

@@ -52,14 +52,25 @@ func checkDecode(t *testing.T, line []byte) (fast bool) {
 		}
 		fast = true
 	}
-	// Decode as a whole always agrees.
-	var r2 Record
-	err := d.Decode(line, &r2)
-	if (err == nil) != (werr == nil) || (err == nil && !sameRecord(r2, want)) {
-		t.Fatalf("%q: Decode %+v, %v; DecodeRecord %+v, %v", line, r2, err, want, werr)
+	// Decode and DecodeView as a whole always agree, also with a
+	// decoder that has seen other lines.
+	for _, dd := range []*Decoder{&d, sharedDecoder} {
+		var r2 Record
+		err := dd.Decode(line, &r2)
+		if (err == nil) != (werr == nil) || (err == nil && !sameRecord(r2, want)) {
+			t.Fatalf("%q: Decode %+v, %v; DecodeRecord %+v, %v", line, r2, err, want, werr)
+		}
+		view := append([]byte(nil), line...)
+		err = dd.DecodeView(view, &r2)
+		if (err == nil) != (werr == nil) || (err == nil && !sameRecord(r2, want)) {
+			t.Fatalf("%q: DecodeView %+v, %v; DecodeRecord %+v, %v", line, r2, err, want, werr)
+		}
 	}
 	return fast
 }
+
+// sharedDecoder is used across checks, so that its caches are exercised.
+var sharedDecoder = new(Decoder)
 
 var decodeSeeds = []string{
 	`{"seq":1,"time":"2026-11-22T04:56:27.27Z","source":"sshd.out","msg":"x","facility":3,"severity":6}`,

@@ -233,7 +233,7 @@ func copyRecords(s *logclient.Stream, w *bufio.Writer, raw bool) error {
 				}
 			}
 		} else {
-			err = s.NextInto(&rec)
+			err = s.NextView(&rec)
 			if err == nil {
 				out = appendRecord(out[:0], &text, &rec)
 				if _, werr := w.Write(out); werr != nil {
