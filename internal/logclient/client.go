@@ -183,7 +183,8 @@ func (s *Stream) readLine() ([]byte, error) {
 // NextRaw returns the next reply line as memlogd sent it (entries and
 // gap records; the end record is consumed). At the end of a complete dump
 // it returns io.EOF; if memlogd went away first, ErrTruncated (extended)
-// or io.EOF (legacy, which cannot tell).
+// or io.EOF (a legacy dump, which cannot tell). A follow never ends but
+// with an error: ErrClosed when memlogd closed the connection.
 func (s *Stream) NextRaw() ([]byte, error) {
 	for {
 		line, err := s.nextRaw()
@@ -199,7 +200,7 @@ func (s *Stream) skipping(line []byte) bool {
 	if !s.legacy || s.skipBefore.IsZero() {
 		return false
 	}
-	if s.dec.Decode(line, &s.skip) == nil && s.skip.Time.Before(s.skipBefore) {
+	if s.dec.DecodeView(line, &s.skip) == nil && s.skip.Time.Before(s.skipBefore) {
 		return true
 	}
 	s.skipBefore = time.Time{}
