@@ -108,6 +108,11 @@ type Decoder struct {
 	secText  [19]byte
 	secTime  time.Time
 	secValid bool
+	// The zone of the last numeric offset parsed in that second.
+	zoneText  [6]byte
+	zoneOff   int
+	zoneLoc   *time.Location
+	zoneValid bool
 	// Fast-path statistics, for tests and benchmarks.
 	fast, slow uint64
 }
@@ -697,6 +702,7 @@ func (d *Decoder) parseTime(b []byte, i int) (time.Time, int, bool) {
 		d.secTime = time.Date(year, time.Month(mon), day, hh, mm, ss, 0, time.UTC)
 		copy(d.secText[:], v[:19])
 		d.secValid = true
+		d.zoneValid = false
 	}
 	rest := v[19:]
 	nsec := 0
@@ -724,6 +730,10 @@ func (d *Decoder) parseTime(b []byte, i int) (time.Time, int, bool) {
 	if len(rest) != 6 || (rest[0] != '+' && rest[0] != '-') || rest[3] != ':' {
 		return time.Time{}, i, false
 	}
+	if cached && d.zoneValid && string(rest) == string(d.zoneText[:]) {
+		// Same second, same offset: the same zone.
+		return t.Add(-time.Duration(d.zoneOff) * time.Second).In(d.zoneLoc), j, true
+	}
 	oh, okh := digits2(rest[1:3])
 	om, okm := digits2(rest[4:6])
 	if !okh || !okm || oh > 23 || om > 59 {
@@ -736,10 +746,13 @@ func (d *Decoder) parseTime(b []byte, i int) (time.Time, int, bool) {
 	t = t.Add(-time.Duration(off) * time.Second)
 	// As time.Parse: the local zone if it has this offset at that time,
 	// else a zone of this offset with no name.
-	if _, lo := t.In(time.Local).Zone(); lo == off {
-		return t.In(time.Local), j, true
+	loc := time.Local
+	if _, lo := t.In(time.Local).Zone(); lo != off {
+		loc = d.zone(off)
 	}
-	return t.In(d.zone(off)), j, true
+	copy(d.zoneText[:], rest)
+	d.zoneOff, d.zoneLoc, d.zoneValid = off, loc, true
+	return t.In(loc), j, true
 }
 
 func (d *Decoder) zone(off int) *time.Location {
