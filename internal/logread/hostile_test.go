@@ -341,3 +341,31 @@ func TestVanishedMemlogd(t *testing.T) {
 		})
 	}
 }
+
+// TestLinuxKitDumpFollow: logread -F against LinuxKit's memlogd prints
+// what is held, then what arrives, each once.
+func TestLinuxKitDumpFollow(t *testing.T) {
+	lk := startLK(t)
+	for i := range 10 {
+		lk.add("app", fmt.Sprintf("n %d", i))
+	}
+	_, out, errb, _ := startLogread(t, "-socket", lk.path, "-F")
+	if !tu.Eventually(30*time.Second, func() bool { return lk.connections() > 0 }) {
+		t.Fatal("logread did not connect")
+	}
+	const n = 50
+	for i := 10; i < n; i++ {
+		lk.add("app", fmt.Sprintf("n %d", i))
+		time.Sleep(10 * time.Millisecond) // spread over the detection
+	}
+	if !tu.Eventually(30*time.Second, func() bool { return strings.Contains(out.String(), fmt.Sprintf(";app;n %d\n", n-1)) }) {
+		t.Fatalf("logread -F did not print the last entry; stdout %q, stderr %q", out.String(), errb.String())
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		if s, m := parseText(t, l); s == "app" {
+			got = append(got, m)
+		}
+	}
+	numbered(t, "logread -F against LinuxKit's memlogd", got, "n ", 0, n)
+}
