@@ -14,9 +14,10 @@ import (
 // the legacy request sent after the extended one has been answered.
 const LegacyGrace = 500 * time.Millisecond
 
-// OpenAuto opens req (which must not need the extended protocol: no
-// cursor, tail or filter) in the extended protocol if the server speaks
-// it, else in LinuxKit's, quickly and without losing an entry.
+// OpenAuto opens req in the extended protocol if the server speaks it,
+// else in LinuxKit's, quickly and without losing an entry. A request that
+// needs the extended protocol (a cursor, a tail or a filter) is opened
+// with Open: it has no legacy form.
 //
 // LinuxKit's memlogd reads one byte of a request and never answers one
 // it does not know ('{'), and it takes connections one at a time, in
@@ -31,7 +32,7 @@ const LegacyGrace = 500 * time.Millisecond
 // arrived while it was deciding is still printed. A server that closes
 // the extended connection is legacy at once.
 func OpenAuto(ctx context.Context, path string, req logproto.Request) (*Stream, error) {
-	if req.Legacy {
+	if req.Legacy || req.After != nil || req.Tail > 0 || req.Filtered() {
 		return Open(ctx, path, req)
 	}
 	start := time.Now()
