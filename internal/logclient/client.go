@@ -26,9 +26,13 @@ const DefaultSocket = "/var/run/memlogdq.sock"
 // memlogd, which knows only the one-byte requests.
 var ErrNotExtended = errors.New("memlogd does not speak the extended query protocol (LinuxKit's memlogd?)")
 
+// ErrClosed is returned by Next when memlogd closed a following stream
+// (or reset it): it was stopped or restarted.
+var ErrClosed = errors.New("memlogd closed the connection: it was stopped or restarted")
+
 // ErrTruncated is returned by Next when a dump ended without its end
-// record: memlogd went away in the middle.
-var ErrTruncated = errors.New("reply ended before its end record")
+// record: memlogd went away in the middle. It wraps ErrClosed.
+var ErrTruncated = fmt.Errorf("%w before the end of the dump", ErrClosed)
 
 // HelloTimeout bounds the wait for the first reply record.
 const HelloTimeout = 5 * time.Second
@@ -40,7 +44,9 @@ func hungUp(err error) bool {
 // ServerError is an error record sent by memlogd.
 type ServerError struct{ Msg string }
 
-func (e *ServerError) Error() string { return "memlogd: " + e.Msg }
+func (e *ServerError) Error() string {
+	return string(logproto.AppendEscaped([]byte("memlogd: "), e.Msg, false))
+}
 
 // Stream is one open request.
 type Stream struct {
@@ -56,6 +62,11 @@ type Stream struct {
 	HelloLine []byte
 	last      uint64 // sequence number of the last entry returned
 	ended     bool
+	dec       logproto.Decoder
+	// skipBefore, for a legacy stream that stands for a follow request:
+	// entries received before this time are skipped.
+	skipBefore time.Time
+	skip       logproto.Record
 }
 
 // Open connects to the query socket at path and sends req. For an extended
@@ -73,13 +84,7 @@ func Open(ctx context.Context, path string, req logproto.Request) (*Stream, erro
 	}
 	// A small buffer: memlogd judges whether a reader is alive by how it
 	// drains the socket, and a slow reader should drain it often.
-	s := &Stream{
-		conn:   conn,
-		br:     bufio.NewReaderSize(conn, 32<<10),
-		legacy: req.Legacy,
-		follow: req.Follow(),
-	}
-	s.stop = context.AfterFunc(ctx, func() { conn.Close() })
+	s := newStream(ctx, conn, bufio.NewReaderSize(conn, 32<<10), req)
 	if _, err := conn.Write(wire); err != nil {
 		s.Close()
 		if !req.Legacy && hungUp(err) {
@@ -93,36 +98,51 @@ func Open(ctx context.Context, path string, req logproto.Request) (*Stream, erro
 	// Our memlogd answers at once. LinuxKit's reads one byte and then
 	// either closes (the rest of the request unread: a reset) or, for a
 	// mode byte it does not know, never answers.
-	conn.SetReadDeadline(time.Now().Add(HelloTimeout))
+	if err := s.readHello(path); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newStream(ctx context.Context, conn net.Conn, br *bufio.Reader, req logproto.Request) *Stream {
+	s := &Stream{conn: conn, br: br, legacy: req.Legacy, follow: req.Follow()}
+	s.stop = context.AfterFunc(ctx, func() { conn.Close() })
+	return s
+}
+
+// readHello reads the first record of an extended reply; on an error the
+// stream is closed.
+func (s *Stream) readHello(path string) error {
+	s.conn.SetReadDeadline(time.Now().Add(HelloTimeout))
 	line, err := s.readLine()
-	conn.SetReadDeadline(time.Time{})
+	s.conn.SetReadDeadline(time.Time{})
 	if err != nil {
 		s.Close()
 		var ne net.Error
 		// The cause stays in the chain: a reset may also be a memlogd
 		// that died just then, which a careful caller tells apart by
 		// seeing it twice.
-		if errors.Is(err, io.EOF) || hungUp(err) || (errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil) {
-			return nil, fmt.Errorf("%w: %w", ErrNotExtended, err)
+		if errors.Is(err, io.EOF) || hungUp(err) || (errors.As(err, &ne) && ne.Timeout()) {
+			return fmt.Errorf("%w: %w", ErrNotExtended, err)
 		}
-		return nil, fmt.Errorf("reading reply from memlogd at %s: %w", path, err)
+		return fmt.Errorf("reading reply from memlogd at %s: %w", path, err)
 	}
-	rec, err := logproto.DecodeRecord(line)
-	if err != nil {
+	var rec logproto.Record
+	if err := s.dec.Decode(line, &rec); err != nil {
 		s.Close()
-		return nil, err
+		return err
 	}
 	switch rec.Type {
 	case logproto.TypeHello:
 		s.Hello = rec
 		s.HelloLine = append([]byte(nil), line...)
-		return s, nil
+		return nil
 	case logproto.TypeError:
 		s.Close()
-		return nil, &ServerError{Msg: rec.Error}
+		return &ServerError{Msg: rec.Error}
 	}
 	s.Close()
-	return nil, fmt.Errorf("memlogd at %s: reply did not start with a hello record: %.100q", path, line)
+	return fmt.Errorf("memlogd at %s: reply did not start with a hello record: %.100q", path, line)
 }
 
 // Close closes the stream.
@@ -163,29 +183,56 @@ func (s *Stream) readLine() ([]byte, error) {
 // NextRaw returns the next reply line as memlogd sent it (entries and
 // gap records; the end record is consumed). At the end of a complete dump
 // it returns io.EOF; if memlogd went away first, ErrTruncated (extended)
-// or io.EOF (legacy, which cannot tell).
+// or io.EOF (a legacy dump, which cannot tell). A follow never ends but
+// with an error: ErrClosed when memlogd closed the connection.
 func (s *Stream) NextRaw() ([]byte, error) {
+	for {
+		line, err := s.nextRaw()
+		if err != nil || !s.skipping(line) {
+			return line, err
+		}
+	}
+}
+
+// skipping reports whether line is an entry of a legacy dump that arrived
+// before a follow request was made, and so is skipped.
+func (s *Stream) skipping(line []byte) bool {
+	if !s.legacy || s.skipBefore.IsZero() {
+		return false
+	}
+	if s.dec.DecodeView(line, &s.skip) == nil && s.skip.Time.Before(s.skipBefore) {
+		return true
+	}
+	s.skipBefore = time.Time{}
+	return false
+}
+
+func (s *Stream) nextRaw() ([]byte, error) {
 	if s.ended {
 		return nil, io.EOF
 	}
 	line, err := s.readLine()
 	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			if s.legacy && err == io.EOF {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || hungUp(err) {
+			switch {
+			case s.follow:
+				return nil, ErrClosed
+			case s.legacy && err == io.EOF:
 				return nil, io.EOF
 			}
 			return nil, ErrTruncated
 		}
 		return nil, fmt.Errorf("reading from memlogd: %w", err)
 	}
+
 	if !s.legacy && bytes.HasPrefix(line, []byte(`{"type":"`)) {
 		switch {
 		case bytes.HasPrefix(line, []byte(`{"type":"end"`)):
 			s.ended = true
 			return nil, io.EOF
 		case bytes.HasPrefix(line, []byte(`{"type":"error"`)):
-			rec, err := logproto.DecodeRecord(line)
-			if err != nil {
+			var rec logproto.Record
+			if err := s.dec.Decode(line, &rec); err != nil {
 				return nil, err
 			}
 			return nil, &ServerError{Msg: rec.Error}
@@ -218,12 +265,37 @@ func entrySeq(line []byte) (uint64, bool) {
 // Next returns the next record: an entry (Type "") or a gap (Type
 // logproto.TypeGap). Errors are those of NextRaw.
 func (s *Stream) Next() (logproto.Record, error) {
+	var r logproto.Record
+	err := s.NextInto(&r)
+	return r, err
+}
+
+// NextInto is Next decoding into r, which it overwrites. The strings of r
+// stay valid after later calls.
+func (s *Stream) NextInto(r *logproto.Record) error {
 	line, err := s.NextRaw()
 	if err != nil {
-		return logproto.Record{}, err
+		*r = logproto.Record{}
+		return err
 	}
-	return logproto.DecodeRecord(line)
+	return s.dec.Decode(line, r)
 }
+
+// NextView is NextInto for a caller that is done with r before its next
+// call: r's strings may point into the stream's buffer, which saves
+// copying them.
+func (s *Stream) NextView(r *logproto.Record) error {
+	line, err := s.NextRaw()
+	if err != nil {
+		*r = logproto.Record{}
+		return err
+	}
+	return s.dec.DecodeView(line, r)
+}
+
+// Legacy reports whether the stream speaks LinuxKit's protocol (no hello,
+// no sequence numbers, no gap records).
+func (s *Stream) Legacy() bool { return s.legacy }
 
 // Cursor returns the position after the last entry Next returned, for a
 // later request's After (the zero Cursor if none was returned yet, or if

@@ -5,6 +5,7 @@
 package logproto
 
 import (
+	"encoding/binary"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -30,9 +31,20 @@ var safe = func() (t [utf8.RuneSelf]bool) {
 // U+2029 are escaped. Keeping this identical is what makes legacy replies
 // indistinguishable from LinuxKit's memlogd.
 func AppendString(dst, s []byte) []byte {
+	dst, _ = appendString(dst, s)
+	return dst
+}
+
+// appendString is AppendString that also reports whether s was not valid
+// UTF-8, so that the JSON string lost bytes (they became U+FFFD).
+func appendString(dst, s []byte) (_ []byte, lossy bool) {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) && jsonPlain8(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+			continue
+		}
 		if b := s[i]; b < utf8.RuneSelf {
 			if safe[b] {
 				i++
@@ -63,6 +75,7 @@ func AppendString(dst, s []byte) []byte {
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
+			lossy = true
 			i += size
 			start = i
 			continue
@@ -77,7 +90,7 @@ func AppendString(dst, s []byte) []byte {
 		i += size
 	}
 	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, '"'), lossy
 }
 
 // TimeFormatter formats Unix-nanosecond times as JSON strings the way
@@ -106,3 +119,14 @@ func (f *TimeFormatter) Append(dst []byte, ns int64) []byte {
 }
 
 func appendUint(dst []byte, v uint64) []byte { return strconv.AppendUint(dst, v, 10) }
+
+// jsonPlain8 reports whether the eight bytes of x are all ASCII that
+// encoding/json writes as they are (safe above).
+func jsonPlain8(x uint64) bool {
+	eq := func(c byte) uint64 {
+		y := x ^ (lsb * uint64(c))
+		return (y - lsb) & ^y
+	}
+	low := (x - lsb*0x20) & ^x // a byte below 0x20
+	return (low|x|eq('"')|eq('\\')|eq('<')|eq('>')|eq('&'))&msb == 0
+}

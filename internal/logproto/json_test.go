@@ -144,11 +144,3 @@ func BenchmarkEncodingJSON80(b *testing.B) {
 	}
 	b.SetBytes(int64(buf.Len()))
 }
-
-func TestAppendText(t *testing.T) {
-	ts := time.Date(2026, 11, 22, 4, 5, 6, 789000000, time.UTC)
-	got := string(AppendText(nil, ts, []byte("a;b;"), []byte("msg; with ;")))
-	if want := "2026-11-22T04:05:06.789Z;a\\;b\\;;msg; with ;\n"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-}

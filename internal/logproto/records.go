@@ -1,7 +1,7 @@
 package logproto
 
 import (
-	"bytes"
+	"encoding/base64"
 	"strconv"
 	"time"
 
@@ -35,17 +35,33 @@ func (enc *Encoder) AppendLegacy(dst []byte, e *ring.Entry) []byte {
 	return append(dst, '}', '\n')
 }
 
+// Keys of the extended entry that carry a field's exact bytes, in
+// standard base64, when the field is not valid UTF-8 (its JSON string then
+// has U+FFFD in place of the invalid bytes).
+const (
+	KeySourceB64 = "source_b64"
+	KeyMsgB64    = "msg_b64"
+	KeySDB64     = "sd_b64"
+)
+
 // AppendEntry appends e as an extended record: the three legacy keys
 // plus seq, facility and severity, and the optional keys that apply.
+// A source, msg or sd that is not valid UTF-8 is followed by its
+// source_b64, msg_b64 or sd_b64 key holding the exact bytes.
 func (enc *Encoder) AppendEntry(dst []byte, e *ring.Entry) []byte {
+	var lossy bool
 	dst = append(dst, `{"seq":`...)
 	dst = appendUint(dst, e.Seq)
 	dst = append(dst, `,"time":`...)
 	dst = enc.Time.Append(dst, e.Time)
 	dst = append(dst, `,"source":`...)
-	dst = AppendString(dst, e.Source)
+	if dst, lossy = appendString(dst, e.Source); lossy {
+		dst = appendB64(dst, KeySourceB64, e.Source)
+	}
 	dst = append(dst, `,"msg":`...)
-	dst = AppendString(dst, e.Msg)
+	if dst, lossy = appendString(dst, e.Msg); lossy {
+		dst = appendB64(dst, KeyMsgB64, e.Msg)
+	}
 	dst = append(dst, `,"facility":`...)
 	dst = appendUint(dst, uint64(e.Facility))
 	dst = append(dst, `,"severity":`...)
@@ -61,7 +77,9 @@ func (enc *Encoder) AppendEntry(dst []byte, e *ring.Entry) []byte {
 	}
 	if len(e.SD) > 0 {
 		dst = append(dst, `,"sd":`...)
-		dst = AppendString(dst, e.SD)
+		if dst, lossy = appendString(dst, e.SD); lossy {
+			dst = appendB64(dst, KeySDB64, e.SD)
+		}
 	}
 	if e.Flags&ring.FlagTruncated != 0 {
 		dst = append(dst, `,"truncated":true`...)
@@ -73,6 +91,14 @@ func (enc *Encoder) AppendEntry(dst []byte, e *ring.Entry) []byte {
 		dst = append(dst, `,"raw":true`...)
 	}
 	return append(dst, '}', '\n')
+}
+
+func appendB64(dst []byte, key string, b []byte) []byte {
+	dst = append(dst, ',', '"')
+	dst = append(dst, key...)
+	dst = append(dst, '"', ':', '"')
+	dst = base64.StdEncoding.AppendEncode(dst, b)
+	return append(dst, '"')
 }
 
 // Hello is the first record of every extended reply.
@@ -139,23 +165,10 @@ func GapMessage(lost uint64) string {
 		" entries lost here: this reader fell behind further than the ring holds"
 }
 
-// AppendText appends an entry as LinuxKit's logread prints it:
-// <RFC3339Nano time>;<source with ';' written as `\;`>;<msg> and a newline.
-// memlogd's console and logread both print this.
+// AppendText appends an entry as LinuxKit's logread prints it, with the
+// text escaping of AppendEscaped: <RFC3339Nano time>;<source>;<msg> and a
+// newline. A caller that formats many lines keeps a TextFormatter.
 func AppendText(dst []byte, t time.Time, source, msg []byte) []byte {
-	dst = t.AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, ';')
-	for {
-		i := bytes.IndexByte(source, ';')
-		if i < 0 {
-			break
-		}
-		dst = append(dst, source[:i]...)
-		dst = append(dst, '\\', ';')
-		source = source[i+1:]
-	}
-	dst = append(dst, source...)
-	dst = append(dst, ';')
-	dst = append(dst, msg...)
-	return append(dst, '\n')
+	var f TextFormatter
+	return f.AppendBytes(dst, t, source, msg)
 }

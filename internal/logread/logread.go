@@ -181,10 +181,14 @@ func (o *options) request() (logproto.Request, error) {
 }
 
 func run(ctx context.Context, o options, req logproto.Request, stdout io.Writer) error {
-	s, err := logclient.Open(ctx, o.socket, req)
-	if errors.Is(err, logclient.ErrNotExtended) && !o.extendedOnly() {
-		req.Legacy = true
+	var s *logclient.Stream
+	var err error
+	if o.extendedOnly() {
 		s, err = logclient.Open(ctx, o.socket, req)
+	} else {
+		// Against LinuxKit's memlogd this falls back to its protocol
+		// quickly and without losing what arrives meanwhile.
+		s, err = logclient.OpenAuto(ctx, o.socket, req)
 	}
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
@@ -214,8 +218,9 @@ func run(ctx context.Context, o options, req logproto.Request, stdout io.Writer)
 
 func copyRecords(s *logclient.Stream, w *bufio.Writer, raw bool) error {
 	var out []byte
+	var text logproto.TextFormatter
+	var rec logproto.Record
 	for {
-		var rec logproto.Record
 		var err error
 		if raw {
 			// Entries are printed as memlogd sent them; decoding is only
@@ -228,9 +233,9 @@ func copyRecords(s *logclient.Stream, w *bufio.Writer, raw bool) error {
 				}
 			}
 		} else {
-			rec, err = s.Next()
+			err = s.NextView(&rec)
 			if err == nil {
-				out = appendRecord(out[:0], &rec)
+				out = appendRecord(out[:0], &text, &rec)
 				if _, werr := w.Write(out); werr != nil {
 					return werr
 				}
@@ -247,11 +252,12 @@ func copyRecords(s *logclient.Stream, w *bufio.Writer, raw bool) error {
 	}
 }
 
-// appendRecord formats a record as LinuxKit's logread does; a gap reads as
-// the entry memlogd gives legacy readers.
-func appendRecord(dst []byte, r *logproto.Record) []byte {
+// appendRecord formats a record as LinuxKit's logread does, with the text
+// escaping of logproto.AppendEscaped; a gap reads as the entry memlogd
+// gives legacy readers.
+func appendRecord(dst []byte, f *logproto.TextFormatter, r *logproto.Record) []byte {
 	if r.Type == logproto.TypeGap {
-		return logproto.AppendText(dst, time.Now(), []byte("memlogd"), []byte(logproto.GapMessage(r.Lost)))
+		return f.Append(dst, time.Now(), "memlogd", logproto.GapMessage(r.Lost))
 	}
-	return logproto.AppendText(dst, r.Time, []byte(r.Source), []byte(r.Msg))
+	return f.Append(dst, r.Time, r.Source, r.Msg)
 }

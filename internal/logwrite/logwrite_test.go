@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lklog/lklog/internal/logfile"
+	"github.com/lklog/lklog/internal/logproto"
 )
 
 // LinuxKit's own test: with -max-log-size 1024 the file is rotated to
@@ -241,7 +242,7 @@ func TestHostileNames(t *testing.T) {
 			t.Errorf("%q: %v", n, err)
 			continue
 		}
-		if lines := strings.Count(string(b), "\n"); lines != 1 || !strings.Contains(string(b), " "+n+" hello from") {
+		if lines := strings.Count(string(b), "\n"); lines != 1 || !strings.Contains(string(b), " "+string(logproto.AppendEscaped(nil, n, false))+" hello from") {
 			t.Errorf("%q: file %s holds %q", n, p, b)
 		}
 	}
@@ -354,9 +355,10 @@ func TestLegacyFallback(t *testing.T) {
 // The sender's timestamp ("ts") is preferred over memlogd's receive time.
 func TestLineFormat(t *testing.T) {
 	var b []byte
+	var f logproto.TextFormatter
 	ts := time.Date(2025, 3, 4, 5, 6, 7, 890, time.UTC)
-	b = appendLine(b, ts, "src\nx", "a\nb")
-	if got, want := string(b), "2025-03-04T05:06:07Z src\\nx a\\nb\n"; got != want {
+	b = appendLine(b, &f, ts, "src\nx;y", "a\nb\x1b[2J\\ \xff;")
+	if got, want := string(b), `2025-03-04T05:06:07Z src\nx;y a\nb\x1b[2J\\ \xff;`+"\n"; got != want {
 		t.Errorf("line %q, want %q", got, want)
 	}
 }

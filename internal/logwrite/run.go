@@ -165,9 +165,10 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 	}
 
 	ch := make(chan batch, 2)
+	free := make(chan []logproto.Record, 4)
 	done := make(chan struct{})
 	defer close(done)
-	go read(s, ch, done, w.stderr)
+	go read(s, ch, free, done, w.stderr)
 
 	tick := time.NewTicker(w.cfg.CheckpointInterval)
 	defer tick.Stop()
@@ -194,13 +195,22 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 					return progressed, err
 				}
 			}
-			if err := w.retry(ctx, "disk trouble", w.flushAll); err != nil {
-				return progressed, err
+			// One write per file for everything read so far: when the
+			// next batch is already waiting, it joins this one (the files
+			// are flushed at 64 KiB each, and always before a checkpoint).
+			if len(ch) == 0 || b.err != nil {
+				if err := w.retry(ctx, "disk trouble", w.flushAll); err != nil {
+					return progressed, err
+				}
 			}
 			if w.cfg.Sync == SyncAlways || w.now().Sub(w.lastCheckpoint) >= w.cfg.CheckpointInterval {
 				if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
 					return progressed, err
 				}
+			}
+			select {
+			case free <- b.recs[:0]:
+			default:
 			}
 			if b.err != nil {
 				if errors.Is(b.err, io.EOF) {
@@ -258,26 +268,33 @@ func (w *writer) record(ctx context.Context, rec *logproto.Record) error {
 // read reads records from s and hands them over in batches: as many as
 // have already arrived, up to batchMax. Lines that do not decode are
 // reported and skipped. It ends after handing over the stream's error, or
-// when done is closed.
-func read(s *logclient.Stream, ch chan<- batch, done <-chan struct{}, stderr io.Writer) {
+// when done is closed. Batch slices come back through free for reuse.
+func read(s *logclient.Stream, ch chan<- batch, free <-chan []logproto.Record, done <-chan struct{}, stderr io.Writer) {
 	bad := 0
+	var dec logproto.Decoder
 	for {
 		var b batch
+		select {
+		case b.recs = <-free:
+		default:
+			b.recs = make([]logproto.Record, 0, batchMax)
+		}
 		for len(b.recs) < batchMax {
 			line, err := s.NextRaw()
 			if err != nil {
 				b.err = err
 				break
 			}
-			rec, err := logproto.DecodeRecord(line)
-			if err != nil {
+			n := len(b.recs)
+			b.recs = b.recs[:n+1]
+			if err := dec.Decode(line, &b.recs[n]); err != nil {
+				b.recs = b.recs[:n]
 				bad++
 				if bad == 1 || bad%1000 == 0 {
 					fmt.Fprintf(stderr, "logwrite: skipped %d reply lines that do not decode; last: %v: %.100q\n", bad, err, line)
 				}
 				continue
 			}
-			b.recs = append(b.recs, rec)
 			if !s.Buffered() {
 				break
 			}

@@ -64,7 +64,9 @@ func SaveState(dir string, s State) error {
 		return fmt.Errorf("encoding state: %w", err)
 	}
 	b = append(b, '\n')
-	if err := renameio.WriteFile(filepath.Join(dir, StateName), b, 0o644); err != nil {
+	// The temporary file goes in dir itself: renameio would otherwise
+	// probe the system's temporary directory at every checkpoint.
+	if err := renameio.WriteFile(filepath.Join(dir, StateName), b, 0o644, renameio.WithTempDir(dir)); err != nil {
 		return fmt.Errorf("saving state: %w", err)
 	}
 	return nil

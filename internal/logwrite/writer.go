@@ -66,6 +66,7 @@ type writer struct {
 	dirChanged     bool
 	lastCheckpoint time.Time
 	stats          Stats
+	text           logproto.TextFormatter
 
 	// Legacy mode: entries up to this receive time were written; on a
 	// reconnect the dump repeats them.
@@ -209,37 +210,16 @@ func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) 
 	return of, nil
 }
 
-// appendLine formats one entry line: <RFC3339 time> <source> <msg>.
-// Newlines inside source or message are written as \n so that one entry
-// stays one line.
-func appendLine(dst []byte, t time.Time, source, msg string) []byte {
-	dst = t.AppendFormat(dst, time.RFC3339)
+// appendLine formats one entry line: <RFC3339 time> <source> <msg>, with
+// source and message escaped as logproto.AppendEscaped does (';' kept), so
+// that one entry stays one line and control bytes stay out of the file.
+func appendLine(dst []byte, f *logproto.TextFormatter, t time.Time, source, msg string) []byte {
+	dst = f.AppendSeconds(dst, t)
 	dst = append(dst, ' ')
-	dst = appendEscaped(dst, source)
+	dst = logproto.AppendEscaped(dst, source, false)
 	dst = append(dst, ' ')
-	dst = appendEscaped(dst, msg)
+	dst = logproto.AppendEscaped(dst, msg, false)
 	return append(dst, '\n')
-}
-
-func appendEscaped(dst []byte, s string) []byte {
-	for {
-		i := indexNL(s)
-		if i < 0 {
-			return append(dst, s...)
-		}
-		dst = append(dst, s[:i]...)
-		dst = append(dst, '\\', 'n')
-		s = s[i+1:]
-	}
-}
-
-func indexNL(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			return i
-		}
-	}
-	return -1
 }
 
 // entry appends one entry's line to its source's file.
@@ -254,7 +234,7 @@ func (w *writer) entry(ctx context.Context, rec *logproto.Record) error {
 	}
 	buf := of.f.Buffer()
 	n := len(buf)
-	buf = appendLine(buf, rec.OrigTime(), rec.Source, rec.Msg)
+	buf = appendLine(buf, &w.text, rec.OrigTime(), rec.Source, rec.Msg)
 	w.stats.Bytes += uint64(len(buf) - n)
 	of.f.SetBuffer(buf)
 	w.stats.Lines++
@@ -288,7 +268,7 @@ func (w *writer) gap(ctx context.Context, lost uint64) error {
 	now := w.now()
 	msg := fmt.Sprintf("logwrite: %d entries lost here: memlogd dropped them before logwrite could write them", lost)
 	for _, of := range w.files {
-		of.f.SetBuffer(appendLine(of.f.Buffer(), now, of.source, msg))
+		of.f.SetBuffer(appendLine(of.f.Buffer(), &w.text, now, of.source, msg))
 	}
 	return nil
 }

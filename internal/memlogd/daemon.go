@@ -257,18 +257,19 @@ func (d *Daemon) console(ctx context.Context) error {
 	var b ring.Batch
 	var out []byte
 	var skipped uint64
+	var text logproto.TextFormatter
 	cursor := uint64(1)
 	for {
 		d.ring.Read(cursor, &b, 512, 32<<10)
 		out = out[:0]
 		if b.Lost > 0 {
 			skipped += b.Lost
-			out = logproto.AppendText(out, time.Now(), []byte(Source),
+			out = text.AppendBytes(out, time.Now(), []byte(Source),
 				fmt.Appendf(nil, "console too slow: %d entries not echoed (%d in all)", b.Lost, skipped))
 		}
 		for i := range b.Entries {
 			e := &b.Entries[i]
-			out = logproto.AppendText(out, time.Unix(0, e.Time), e.Source, e.Msg)
+			out = text.AppendBytes(out, time.Unix(0, e.Time), e.Source, e.Msg)
 		}
 		cursor = b.Next
 		if len(out) > 0 {

@@ -184,7 +184,9 @@ func isHostname(b []byte) bool {
 // parseTag recognises "TAG:" or "TAG[PID]:" at the start of b, followed by
 // an optional space; after is the offset of the message. TAG may be empty
 // (musl without an ident sends ": msg"), is at most ring.MaxSourceLen bytes
-// and holds no space or control character.
+// and holds only printable US-ASCII (33-126), as RFC 5424 requires of an
+// APP-NAME: no space, control character or non-ASCII byte, so that a tag
+// cannot pass for another program's name.
 func parseTag(b []byte) (tag []byte, pid int32, hasPID bool, after int, ok bool) {
 	i := 0
 	for ; i < len(b); i++ {
@@ -192,7 +194,7 @@ func parseTag(b []byte) (tag []byte, pid int32, hasPID bool, after int, ok bool)
 		if c == ':' || c == '[' {
 			break
 		}
-		if c <= ' ' || c == 0x7f || i >= ring.MaxSourceLen {
+		if c <= ' ' || c >= 0x7f || i >= ring.MaxSourceLen {
 			return nil, 0, false, 0, false
 		}
 	}
@@ -347,8 +349,14 @@ func parse5424(e *ring.Entry, b []byte) bool {
 		return false // not the suffix of b: the parser misread the header
 	}
 	msgStart := len(b) - len(msg)
+	if app != "-" && !validAppName(app) {
+		// RFC 5424 allows 1-48 printable US-ASCII bytes; anything else
+		// (go-syslog lets newlines, ESC and non-ASCII through) would
+		// become a source name that can pass for another program's.
+		return false
+	}
 	e.Msg = bytes.TrimPrefix(b[msgStart:], utf8BOM)
-	if app != "" && app != "-" {
+	if app != "-" {
 		e.Source = []byte(app)
 	}
 	if pid, ok := parsePID([]byte(procID)); ok {
@@ -373,6 +381,23 @@ func parse5424(e *ring.Entry, b []byte) bool {
 			} else {
 				e.Msg = append([]byte(sd+" "), msg...)
 			}
+		}
+	}
+	return true
+}
+
+// MaxAppName is RFC 5424's limit on APP-NAME.
+const MaxAppName = 48
+
+// validAppName reports whether s is an RFC 5424 APP-NAME: 1 to 48 bytes of
+// PRINTUSASCII (33-126).
+func validAppName(s string) bool {
+	if len(s) == 0 || len(s) > MaxAppName {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 33 || s[i] > 126 {
+			return false
 		}
 	}
 	return true

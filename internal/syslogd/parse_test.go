@@ -114,6 +114,25 @@ var parseCases = []parseCase{
 		format: FormatRaw, source: DefaultSource, msg: "", fac: 1, sev: 5, flags: ring.FlagRaw},
 	{name: "only newline", in: "\n",
 		format: FormatRaw, source: DefaultSource, msg: "", fac: 1, sev: 5, flags: ring.FlagRaw},
+	// Source names are printable US-ASCII; RFC 5424 APP-NAMEs at most 48
+	// bytes. Anything else is not taken as a source: the datagram is kept
+	// whole (raw for RFC 5424, the message under "syslog" for RFC 3164).
+	{name: "5424 app-name with newline is raw", in: "<13>1 - h ss\nhd - - - forged",
+		format: FormatRaw, source: DefaultSource, msg: "<13>1 - h ss\nhd - - - forged", fac: 1, sev: 5, flags: ring.FlagRaw},
+	{name: "5424 app-name with ESC is raw", in: "<13>1 - h \x1b[2Jsshd - - - m",
+		format: FormatRaw, source: DefaultSource, msg: "<13>1 - h \x1b[2Jsshd - - - m", fac: 1, sev: 5, flags: ring.FlagRaw},
+	{name: "5424 app-name non-ASCII is raw", in: "<13>1 - h \xd1\x95shd - - - m",
+		format: FormatRaw, source: DefaultSource, msg: "<13>1 - h \xd1\x95shd - - - m", fac: 1, sev: 5, flags: ring.FlagRaw},
+	{name: "5424 app-name invalid utf8 is raw", in: "<13>1 - h c\xff - - - m",
+		format: FormatRaw, source: DefaultSource, msg: "<13>1 - h c\xff - - - m", fac: 1, sev: 5, flags: ring.FlagRaw},
+	{name: "5424 app-name of 48 bytes", in: "<13>1 - h " + strings.Repeat("a", 48) + " - - - m",
+		format: Format5424, source: strings.Repeat("a", 48), msg: "m", fac: 1, sev: 5},
+	{name: "5424 app-name of 49 bytes is raw", in: "<13>1 - h " + strings.Repeat("a", 49) + " - - - m",
+		format: FormatRaw, source: DefaultSource, msg: "<13>1 - h " + strings.Repeat("a", 49) + " - - - m", fac: 1, sev: 5, flags: ring.FlagRaw},
+	{name: "3164 non-ASCII tag is text", in: "<13>\xd1\x95shd: m",
+		format: Format3164, source: DefaultSource, msg: "\xd1\x95shd: m", fac: 1, sev: 5},
+	{name: "3164 C1 tag is text", in: "<13>a\xc2\x9b2J: m",
+		format: Format3164, source: DefaultSource, msg: "a\xc2\x9b2J: m", fac: 1, sev: 5},
 	{name: "tag too long is text", in: "<13>" + strings.Repeat("t", 300) + ": x",
 		format: Format3164, source: DefaultSource, msg: strings.Repeat("t", 300) + ": x", fac: 1, sev: 5},
 }
