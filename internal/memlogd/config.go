@@ -114,7 +114,7 @@ func (c *Config) Validate() error {
 	if c.MaxLineLen < 1 {
 		errs = append(errs, fmt.Errorf("-max-line-len %d: must be at least 1", c.MaxLineLen))
 	}
-	if min := c.MaxLineLen + ring.MaxSDLen + ring.MaxSourceLen; c.MaxBytes < min {
+	if min := max(c.MaxLineLen+ring.MaxSDLen+ring.MaxSourceLen, ring.MinBytes); c.MaxBytes < min {
 		errs = append(errs, fmt.Errorf("-max-bytes %d: must hold at least one longest entry (%d bytes with -max-line-len %d)", c.MaxBytes, min, c.MaxLineLen))
 	}
 	if c.PaceWait < 0 {
