@@ -259,6 +259,9 @@ func (r *reader) run(ctx context.Context) error {
 		} else {
 			b.Entries, b.Lost, b.Next = b.Entries[:0], 0, cursor
 		}
+		if stop != 0 {
+			clampBatch(&b, cursor, stop)
+		}
 		if b.Lost > 0 {
 			r.gap(b.Lost, cursor+b.Lost)
 		}
@@ -290,6 +293,27 @@ func (r *reader) run(ctx context.Context) error {
 		if err := rg.Wait(ctx, cursor); err != nil {
 			return err
 		}
+	}
+}
+
+// clampBatch cuts a dump's batch read from cursor at stop, the end of the
+// ring when the request arrived. The batch may go beyond it: when the
+// entries at the cursor were evicted the read starts at the oldest entry
+// held, which writers may have pushed past stop meanwhile.
+func clampBatch(b *ring.Batch, cursor, stop uint64) {
+	if cursor+b.Lost >= stop {
+		b.Lost = stop - min(cursor, stop)
+		b.Entries = b.Entries[:0]
+		b.Next = stop
+		return
+	}
+	n := len(b.Entries)
+	for n > 0 && b.Entries[n-1].Seq >= stop {
+		n--
+	}
+	if n < len(b.Entries) {
+		b.Entries = b.Entries[:n]
+		b.Next = stop
 	}
 }
 
