@@ -8,10 +8,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,10 +39,45 @@ func hungUp(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// ServerError is an error record sent by memlogd.
-type ServerError struct{ Msg string }
+// ServerError is an error record sent by memlogd. Code is the record's
+// code (logproto.ErrBusy, ErrCursor, ErrRequest); for a memlogd too old
+// to send one it is inferred from that memlogd's messages, or left empty.
+type ServerError struct {
+	Code string
+	Msg  string
+}
 
 func (e *ServerError) Error() string { return "memlogd: " + e.Msg }
+
+// Busy reports whether memlogd could not serve the request now (too many
+// readers): the same request may succeed later.
+func (e *ServerError) Busy() bool { return e.Code == logproto.ErrBusy }
+
+// CursorRefused reports whether memlogd refused the request's cursor
+// itself: asking again with the same cursor cannot succeed.
+func (e *ServerError) CursorRefused() bool { return e.Code == logproto.ErrCursor }
+
+// serverError decodes an error record.
+func serverError(line []byte) error {
+	var rec struct {
+		Code  string `json:"code"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(line, &rec); err != nil {
+		return fmt.Errorf("decoding memlogd's error record: %w", err)
+	}
+	if rec.Code == "" {
+		// memlogd before error codes: its two messages that are not
+		// about a malformed request.
+		switch {
+		case strings.HasPrefix(rec.Error, "too many readers"):
+			rec.Code = logproto.ErrBusy
+		case strings.HasPrefix(rec.Error, "cursor ") && strings.Contains(rec.Error, "is beyond the newest entry"):
+			rec.Code = logproto.ErrCursor
+		}
+	}
+	return &ServerError{Code: rec.Code, Msg: rec.Error}
+}
 
 // Stream is one open request.
 type Stream struct {
@@ -119,7 +156,7 @@ func Open(ctx context.Context, path string, req logproto.Request) (*Stream, erro
 		return s, nil
 	case logproto.TypeError:
 		s.Close()
-		return nil, &ServerError{Msg: rec.Error}
+		return nil, serverError(line)
 	}
 	s.Close()
 	return nil, fmt.Errorf("memlogd at %s: reply did not start with a hello record: %.100q", path, line)
@@ -184,11 +221,7 @@ func (s *Stream) NextRaw() ([]byte, error) {
 			s.ended = true
 			return nil, io.EOF
 		case bytes.HasPrefix(line, []byte(`{"type":"error"`)):
-			rec, err := logproto.DecodeRecord(line)
-			if err != nil {
-				return nil, err
-			}
-			return nil, &ServerError{Msg: rec.Error}
+			return nil, serverError(line)
 		}
 	}
 	if seq, ok := entrySeq(line); ok {

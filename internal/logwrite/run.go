@@ -143,8 +143,11 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 		w.legacySkipping = false
 		s, err = logclient.Open(ctx, w.cfg.Socket, w.request())
 	}
+	// Only a refusal of the cursor itself resets it; a busy memlogd (too
+	// many readers) or any other refusal is retried with the cursor kept,
+	// or the ring would be written again.
 	var serr *logclient.ServerError
-	if errors.As(err, &serr) && w.cursor.Instance != "" {
+	if errors.As(err, &serr) && serr.CursorRefused() && w.cursor.Instance != "" {
 		fmt.Fprintf(w.stderr, "logwrite: memlogd refused the cursor %s:%d (%v); starting from its oldest entry\n", w.cursor.Instance, w.cursor.Seq, err)
 		w.cursor = logproto.Cursor{}
 		s, err = logclient.Open(ctx, w.cfg.Socket, w.request())

@@ -117,7 +117,7 @@ func (s *Server) ServeConn(ctx context.Context, c *net.UnixConn) {
 	case s.sem <- struct{}{}:
 		defer func() { <-s.sem }()
 	default:
-		s.refuse(c, fmt.Sprintf("too many readers (limit %d); try again later", s.MaxReaders))
+		s.refuse(c, logproto.ErrBusy, fmt.Sprintf("too many readers (limit %d); try again later", s.MaxReaders))
 		return
 	}
 
@@ -131,7 +131,7 @@ func (s *Server) ServeConn(ctx context.Context, c *net.UnixConn) {
 		}
 		if errors.Is(err, logproto.ErrBadRequest) {
 			c.SetWriteDeadline(time.Now().Add(time.Second))
-			c.Write(logproto.AppendError(nil, err.Error()))
+			c.Write(logproto.AppendError(nil, logproto.ErrRequest, err.Error()))
 		}
 		return
 	}
@@ -165,7 +165,7 @@ func watchHangup(c *net.UnixConn, hangup func()) {
 
 // refuse answers a client over the reader limit without waiting long for
 // its request, in the format it asked for.
-func (s *Server) refuse(c *net.UnixConn, why string) {
+func (s *Server) refuse(c *net.UnixConn, code, why string) {
 	c.SetDeadline(time.Now().Add(time.Second))
 	req, err := logproto.ReadRequest(bufio.NewReaderSize(c, 256))
 	if err != nil && !errors.Is(err, logproto.ErrBadRequest) {
@@ -177,7 +177,7 @@ func (s *Server) refuse(c *net.UnixConn, why string) {
 		c.Write(enc.AppendLegacy(nil, &e))
 		return
 	}
-	c.Write(logproto.AppendError(nil, why))
+	c.Write(logproto.AppendError(nil, code, why))
 }
 
 type reader struct {
@@ -218,7 +218,7 @@ func (r *reader) run(ctx context.Context) error {
 	case r.req.After != nil:
 		if r.req.After.Instance == r.s.Instance {
 			if r.req.After.Seq >= next {
-				return r.fail(fmt.Sprintf("cursor %d is beyond the newest entry %d of this instance", r.req.After.Seq, next-1))
+				return r.fail(logproto.ErrCursor, fmt.Sprintf("cursor %d is beyond the newest entry %d of this instance", r.req.After.Seq, next-1))
 			}
 			cursor = r.req.After.Seq + 1
 			resumed = true
@@ -326,8 +326,8 @@ func (r *reader) gap(lost, next uint64) {
 	r.out = logproto.AppendGap(r.out, lost, next)
 }
 
-func (r *reader) fail(msg string) error {
-	r.out = logproto.AppendError(r.out, msg)
+func (r *reader) fail(code, msg string) error {
+	r.out = logproto.AppendError(r.out, code, msg)
 	r.flush()
 	return errors.New(msg)
 }
