@@ -4,12 +4,12 @@
 package logread
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strconv"
@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/lklog/lklog/internal/logclient"
 	"github.com/lklog/lklog/internal/logproto"
@@ -193,17 +194,20 @@ func run(ctx context.Context, o options, req logproto.Request, stdout io.Writer)
 		return err
 	}
 	defer s.Close()
-	w := bufio.NewWriterSize(stdout, 64<<10)
+	out := newOutput(stdout)
 	if o.json && s.HelloLine != nil {
 		// The hello record names the instance that cursors refer to.
-		w.Write(append(s.HelloLine, '\n'))
+		out.add(s.HelloLine, logproto.Cursor{})
 	}
-	err = copyRecords(s, w, o.json) // never nil: it ends with io.EOF at best
-	if ferr := w.Flush(); errors.Is(err, io.EOF) {
+	err = copyRecords(s, out, o.json) // never nil: it ends with io.EOF at best
+	if ferr := out.flush(); errors.Is(err, io.EOF) {
 		err = ferr
 	}
 	if o.cursorFile != "" {
-		if c := s.Cursor(); c.Instance != "" {
+		// The cursor of the last entry that reached the reader of stdout:
+		// not of what was read from memlogd, nor of what is still in a
+		// pipe when its reader went away.
+		if c := out.delivered(); c.Instance != "" {
 			if werr := renameio.WriteFile(o.cursorFile, []byte(FormatCursor(c)+"\n"), 0o644); werr != nil && err == nil {
 				err = fmt.Errorf("writing cursor file: %w", werr)
 			}
@@ -212,39 +216,146 @@ func run(ctx context.Context, o options, req logproto.Request, stdout io.Writer)
 	return err
 }
 
-func copyRecords(s *logclient.Stream, w *bufio.Writer, raw bool) error {
-	var out []byte
+// writeError marks a failure to write to stdout.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "writing output: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+func copyRecords(s *logclient.Stream, out *output, raw bool) error {
 	for {
-		var rec logproto.Record
-		var err error
 		if raw {
-			// Entries are printed as memlogd sent them; decoding is only
-			// needed to keep the cursor up to date.
-			var line []byte
-			line, err = s.NextRaw()
-			if err == nil {
-				if _, werr := w.Write(append(line, '\n')); werr != nil {
-					return werr
-				}
+			// Entries are printed as memlogd sent them.
+			line, err := s.NextRaw()
+			if err != nil {
+				return err
 			}
+			out.add(line, s.Cursor())
 		} else {
-			rec, err = s.Next()
-			if err == nil {
-				out = appendRecord(out[:0], &rec)
-				if _, werr := w.Write(out); werr != nil {
-					return werr
-				}
+			rec, err := s.Next()
+			if err != nil {
+				return err
 			}
+			out.buf = appendRecord(out.buf, &rec)
+			out.mark(s.Cursor())
 		}
-		if err != nil {
-			return err
-		}
-		if !s.Buffered() {
-			if err := w.Flush(); err != nil {
+		if !s.Buffered() || len(out.buf) >= outputFlushAt {
+			if err := out.flush(); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// outputFlushAt is the output buffered while more reply bytes wait.
+const outputFlushAt = 64 << 10
+
+// output buffers stdout and keeps, for the bytes written recently, the
+// cursor each record ended at, so that it can tell which entries reached
+// the reader of stdout.
+type output struct {
+	w   io.Writer
+	buf []byte
+	// ends and cursors: for each record in buf or written in the last
+	// keepMarks bytes, its end as an offset in the whole output and the
+	// cursor after it.
+	ends    []int64
+	cursors []logproto.Cursor
+	base    int64 // output offset of buf[0]
+	// old is the cursor of the last record whose mark was dropped: it
+	// has been read for sure.
+	old    logproto.Cursor
+	failed bool
+	// consumed is how far the reader got: every byte written, less what
+	// a pipe still held when a write failed.
+	consumed int64
+}
+
+// keepMarks bounds the marks kept for written bytes: a pipe holds at most
+// this much (Linux's default pipe-max-size).
+const keepMarks = 1 << 20
+
+func newOutput(w io.Writer) *output { return &output{w: w} }
+
+// add appends a line (without its newline) and marks its end.
+func (o *output) add(line []byte, c logproto.Cursor) {
+	o.buf = append(o.buf, line...)
+	o.buf = append(o.buf, '\n')
+	o.mark(c)
+}
+
+// mark records that the bytes so far end a record after which the cursor
+// is c.
+func (o *output) mark(c logproto.Cursor) {
+	o.ends = append(o.ends, o.base+int64(len(o.buf)))
+	o.cursors = append(o.cursors, c)
+}
+
+// flush writes buf. After a failed write nothing more is written.
+func (o *output) flush() error {
+	if o.failed {
+		return nil
+	}
+	n, err := o.w.Write(o.buf)
+	o.base += int64(n)
+	o.buf = o.buf[:copy(o.buf, o.buf[n:])]
+	o.consumed = o.base
+	if err != nil {
+		o.failed = true
+		o.consumed -= pipeUnread(o.w)
+		return &writeError{err}
+	}
+	// Forget marks of bytes no pipe can still hold.
+	i := 0
+	for i < len(o.ends) && o.ends[i] <= o.base-keepMarks {
+		i++
+	}
+	if i > 0 {
+		o.old = o.cursors[i-1]
+		o.ends = o.ends[:copy(o.ends, o.ends[i:])]
+		o.cursors = o.cursors[:copy(o.cursors, o.cursors[i:])]
+	}
+	return nil
+}
+
+// delivered returns the cursor of the last record whose bytes all
+// reached the reader (the zero Cursor if none carried one).
+func (o *output) delivered() logproto.Cursor {
+	c := o.old
+	for i, end := range o.ends {
+		if end > o.consumed {
+			break
+		}
+		if o.cursors[i].Instance != "" {
+			c = o.cursors[i]
+		}
+	}
+	return c
+}
+
+// pipeUnread returns how many bytes written to w, if it is a pipe, its
+// reader has not read (0 if unknown).
+func pipeUnread(w io.Writer) int64 {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0
+	}
+	st, err := f.Stat()
+	if err != nil || st.Mode().Type() != fs.ModeNamedPipe {
+		return 0
+	}
+	var n int
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	rc.Control(func(fd uintptr) {
+		n, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD
+	})
+	if err != nil || n < 0 {
+		return 0
+	}
+	return int64(n)
 }
 
 // appendRecord formats a record as LinuxKit's logread does; a gap reads as
