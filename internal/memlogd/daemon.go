@@ -158,8 +158,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	// The console is not waited for like the others: a write to a stdout
+	// nobody reads (a pipe, a terminal in flow control) blocks for good.
+	consoleDone := make(chan struct{})
 	if d.cfg.Console && d.stdout != nil {
-		run(d.console)
+		go func() {
+			defer close(consoleDone)
+			d.console(ctx)
+		}()
+	} else {
+		close(consoleDone)
 	}
 	d.logf(ring.SevInfo, "memlogd started: instance %s, ring of %d entries / %d bytes", d.instance, d.cfg.MaxLines, d.cfg.MaxBytes)
 	qs := &query.Server{
@@ -195,9 +203,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.ring.Close()
 	wg.Wait()
+	// The console may echo what came in until now, within a bound.
+	t := time.NewTimer(consoleDrain)
+	select {
+	case <-consoleDone:
+	case <-t.C:
+	}
+	t.Stop()
 	close(errc)
 	return <-errc
 }
+
+// consoleDrain bounds how long a stopping memlogd lets the console echo
+// the last entries: a console write may block forever.
+const consoleDrain = time.Second
 
 // receiveStreams accepts named descriptors on the log socket and reads a
 // stream from each.
@@ -251,8 +270,9 @@ func (d *Daemon) receiveStreams(ctx context.Context) error {
 }
 
 // console echoes the ring to stdout as LinuxKit's memlogd does, through a
-// cursor of its own: a slow console skips entries, counts and says so,
-// and never holds up anyone else.
+// cursor of its own: a slow console skips entries, counts and says so.
+// Writers never wait for it, nor does a stopping memlogd for longer than
+// consoleDrain.
 func (d *Daemon) console(ctx context.Context) error {
 	var b ring.Batch
 	var out []byte
