@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,15 +32,30 @@ type Server struct {
 	// RequestTimeout bounds how long a client may take to send its
 	// request.
 	RequestTimeout time.Duration
+	// StallTimeout bounds how long a client may read nothing while a
+	// reply waits for it; then its connection is closed, freeing its
+	// reader slot (0: DefaultStallTimeout).
+	StallTimeout time.Duration
 	// Logf records memlogd's own messages (nil: dropped).
 	Logf func(severity uint8, format string, args ...any)
 	// Now returns the current time in Unix nanoseconds (for the entries
 	// that report gaps to legacy readers).
 	Now func() int64
 
-	once sync.Once
-	sem  chan struct{}
+	once    sync.Once
+	sem     chan struct{}
+	stalled atomic.Uint64 // readers given up on
 }
+
+// DefaultStallTimeout is StallTimeout's default.
+const DefaultStallTimeout = time.Minute
+
+// errStalled ends a reader whose client read nothing for StallTimeout.
+var errStalled = errors.New("client read nothing")
+
+// Stalled returns how many readers were given up on because their client
+// stopped reading.
+func (s *Server) Stalled() uint64 { return s.stalled.Load() }
 
 // Per-reader bounds: what one connection may hold in memory at a time.
 const (
@@ -55,6 +71,9 @@ func (s *Server) init() {
 		s.sem = make(chan struct{}, s.MaxReaders)
 		if s.RequestTimeout <= 0 {
 			s.RequestTimeout = 10 * time.Second
+		}
+		if s.StallTimeout <= 0 {
+			s.StallTimeout = DefaultStallTimeout
 		}
 		if s.Now == nil {
 			s.Now = func() int64 { return time.Now().UnixNano() }
@@ -145,9 +164,15 @@ func (s *Server) ServeConn(ctx context.Context, c *net.UnixConn) {
 		go watchHangup(c, cancel)
 	}
 	r := reader{s: s, c: c, req: req}
+	err = r.run(ctx)
+	if errors.Is(err, errStalled) {
+		n := s.stalled.Add(1)
+		s.Logf(ring.SevWarning, "query: gave up on a reader whose client read nothing for %v (%d bytes waiting for it): connection closed, reader slot freed (%d readers given up on so far)", s.StallTimeout, r.unsent, n)
+		return
+	}
 	// A client that hangs up is the normal end of a follow: not worth an
 	// entry of its own.
-	if err := r.run(ctx); err != nil && ctx.Err() == nil &&
+	if err != nil && ctx.Err() == nil &&
 		!errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, net.ErrClosed) {
 		s.Logf(ring.SevNotice, "query: reader stopped: %v", err)
 	}
@@ -187,6 +212,8 @@ type reader struct {
 	enc logproto.Encoder
 	out []byte
 	f   *ring.Follower
+	// unsent is what a stalled client left unread (for the report).
+	unsent int
 }
 
 // unread returns the bytes written to the client that it has not read yet
@@ -334,22 +361,30 @@ func (r *reader) fail(code, msg string) error {
 
 // flush writes the pending reply. While the client drains it slowly, the
 // ring hears every progressTick that this reader is alive, so writers
-// keep waiting for it instead of taking it for stalled.
+// keep waiting for it instead of taking it for stalled. A client that
+// reads nothing for StallTimeout is given up on (errStalled), so that it
+// cannot hold its reader slot forever.
 func (r *reader) flush() error {
 	out := r.out
 	defer func() { r.out = r.out[:0] }()
+	progress := time.Now()
 	for len(out) > 0 {
-		if r.f != nil {
-			r.c.SetWriteDeadline(time.Now().Add(progressTick))
-		}
+		r.c.SetWriteDeadline(time.Now().Add(progressTick))
 		n, err := r.c.Write(out)
 		out = out[n:]
-		if n > 0 && r.f != nil {
-			r.s.Ring.Touch(r.f)
+		if n > 0 {
+			progress = time.Now()
+			if r.f != nil {
+				r.s.Ring.Touch(r.f)
+			}
 		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				if time.Since(progress) >= r.s.StallTimeout {
+					r.unsent = len(out)
+					return errStalled
+				}
 				continue
 			}
 			return fmt.Errorf("writing to reader: %w", err)

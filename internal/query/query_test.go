@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,5 +121,65 @@ func TestDumpOfEvictedCursorEndsAtRequest(t *testing.T) {
 				t.Fatalf("dump %d: gap up to %d, beyond the request's end %d", i, r.Seq, next)
 			}
 		}
+	}
+}
+
+// TestStalledClientFreesSlot: a client that sends a request and then reads
+// nothing is disconnected after StallTimeout, so it cannot hold the only
+// reader slot forever; this is counted and reported.
+func TestStalledClientFreesSlot(t *testing.T) {
+	rg, err := ring.New(ring.Config{MaxEntries: 10000, MaxBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logs []string
+	s := &Server{Ring: rg, Instance: "inst", MaxReaders: 1, StallTimeout: 300 * time.Millisecond,
+		Logf: func(_ uint8, format string, args ...any) {
+			mu.Lock()
+			logs = append(logs, fmt.Sprintf(format, args...))
+			mu.Unlock()
+		}}
+	path := serve(t, s)
+	msg := []byte(strings.Repeat("x", 1000))
+	for range 8000 { // 8 MB: far more than the socket buffers hold
+		rg.Append(ring.Entry{Source: []byte("w"), Msg: msg})
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(`{"mode":"dump+follow"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	// It never reads. Another client gets the slot once it is given up on.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		recs := request(t, path, `{"mode":"dump","tail":1}`+"\n")
+		if len(recs) > 0 && recs[0].Type == "hello" {
+			break
+		}
+		if len(recs) != 1 || recs[0].Code != "busy" {
+			t.Fatalf("reply while the slot is taken: %+v", recs)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled client still holds the only reader slot after 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := s.Stalled(); n != 1 {
+		t.Errorf("Stalled() = %d, want 1", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	found := false
+	for _, l := range logs {
+		if strings.Contains(l, "gave up on a reader") && strings.Contains(l, "(1 readers given up on so far)") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("not reported: %q", logs)
 	}
 }
