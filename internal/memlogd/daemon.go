@@ -69,7 +69,7 @@ func (d *Daemon) bind() error {
 	var f *sockfile.File
 	if d.cfg.FDLog >= 0 {
 		if d.logConn, err = inheritedDatagram(d.cfg.FDLog, "log socket"); err == nil {
-			f, err = adopt(d.logConn.LocalAddr())
+			f = adopt(d.logConn.LocalAddr())
 		}
 	} else {
 		d.logConn, f, err = listenDatagram(d.cfg.SocketLog, d.cfg.SocketMode)
@@ -81,7 +81,7 @@ func (d *Daemon) bind() error {
 	switch {
 	case d.cfg.FDSyslog >= 0:
 		if d.syslogConn, err = inheritedDatagram(d.cfg.FDSyslog, "syslog socket"); err == nil {
-			f, err = adopt(d.syslogConn.LocalAddr())
+			f = adopt(d.syslogConn.LocalAddr())
 		}
 	case d.cfg.SocketSyslog != "":
 		d.syslogConn, f, err = listenDatagram(d.cfg.SocketSyslog, d.cfg.SyslogMode)
@@ -95,7 +95,7 @@ func (d *Daemon) bind() error {
 	// The query socket last: once it answers, everything is bound.
 	if d.cfg.FDQuery >= 0 {
 		if d.queryLn, err = inheritedListener(d.cfg.FDQuery, "query socket"); err == nil {
-			f, err = adopt(d.queryLn.Addr())
+			f = adopt(d.queryLn.Addr())
 		}
 	} else {
 		d.queryLn, f, err = listenStream(d.cfg.SocketQuery, d.cfg.SocketMode)

@@ -110,11 +110,16 @@ func socketPath(a net.Addr) string {
 }
 
 // adopt records the socket file of an inherited socket as this process's
-// to remove at exit (nil if it has none).
-func adopt(a net.Addr) (*sockfile.File, error) {
+// to remove at exit: nil if it has none, or if its path holds no socket
+// any more (then there is nothing of ours to remove).
+func adopt(a net.Addr) *sockfile.File {
 	p := socketPath(a)
 	if p == "" {
-		return nil, nil
+		return nil
 	}
-	return sockfile.Adopt(p)
+	f, err := sockfile.Adopt(p)
+	if err != nil {
+		return nil
+	}
+	return f
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -153,7 +154,13 @@ func TestStalledClientFreesSlot(t *testing.T) {
 	if _, err := c.Write([]byte(`{"mode":"dump+follow"}` + "\n")); err != nil {
 		t.Fatal(err)
 	}
-	// It never reads. Another client gets the slot once it is given up on.
+	// It reads the start of its reply (so it holds the slot), then
+	// nothing more. Another client gets the slot once it is given up on.
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	start := make([]byte, 16)
+	if _, err := io.ReadFull(c, start); err != nil || string(start) != `{"type":"hello",` {
+		t.Fatalf("start of the reply: %q, %v", start, err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		recs := request(t, path, `{"mode":"dump","tail":1}`+"\n")
