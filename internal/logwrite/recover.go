@@ -198,7 +198,9 @@ func (w *writer) recoverFromDump(ctx context.Context, st State) (bool, error) {
 		return false, nil
 	}
 	rc := newRecovery(w.cfg.LogDir, st, w.stderr)
-	decided := rc.undecided == 0
+	// Resolved at the first record even without tails: the gap before it
+	// goes into the files being written too.
+	decided := false
 	bad := 0
 	for {
 		line, err := s.NextRaw()

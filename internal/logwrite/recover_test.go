@@ -155,3 +155,37 @@ func FuzzTailSplit(f *testing.F) {
 		}
 	})
 }
+
+// TestGapWhileStoppedInSourceFile: entries memlogd evicted while logwrite
+// was stopped are marked in the file of the source being written, not
+// only in memlogd's.
+func TestGapWhileStoppedInSourceFile(t *testing.T) {
+	e := newEnv(t, 100, "-pace-wait", "0")
+	lw := e.logwrite()
+	src := e.source("svc")
+	writeNumbers(t, src, "n", 1, 50)
+	waitFor(t, 30*time.Second, "lines 1-50", func() bool { return countLines(t, e.logDir, "svc") == 50 })
+	lw.stop(t) // checkpoints: nothing past the checkpoint
+	writeNumbers(t, src, "n", 51, 300)
+	waitFor(t, 30*time.Second, "memlogd to hold the lines", func() bool {
+		_, recs := testutil.Dump(t, e.querySock(), `"sources":["svc"]`)
+		return len(recs) > 0 && recs[len(recs)-1].Msg == "n 300"
+	})
+	lw = e.logwrite()
+	waitFor(t, 30*time.Second, "the last line", func() bool {
+		lines, err := trySourceLines(e.logDir, "svc")
+		return err == nil && len(lines) > 0 && strings.HasSuffix(lines[len(lines)-1], " n 300")
+	})
+	lw.stop(t)
+	lines := sourceLines(t, e.logDir, "svc")
+	nums, lost := numbers(t, lines, "svc", "n")
+	exactlyOnce(t, nums[:50], 1, 50)
+	rest := nums[50:]
+	exactlyOnce(t, rest, rest[0], 300)
+	if missing := rest[0] - 51; missing <= 0 || lost < missing {
+		t.Errorf("lines 51..%d missing, svc's gap lines say %d lost", rest[0]-1, lost)
+	}
+	if len(lines) < 51 || !strings.Contains(lines[50], " logwrite: ") {
+		t.Errorf("no gap line after line 50 in svc's file: %q", lines[min(len(lines), 49):min(len(lines), 52)])
+	}
+}
