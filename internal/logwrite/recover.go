@@ -193,8 +193,7 @@ func (w *writer) recoverFromDump(ctx context.Context, st State) (bool, error) {
 		return false, err
 	}
 	defer s.Close()
-	h := s.Hello
-	if !h.Resumed {
+	if !s.Hello.Resumed {
 		return false, nil
 	}
 	rc := newRecovery(w.cfg.LogDir, st, w.stderr)
@@ -222,7 +221,7 @@ func (w *writer) recoverFromDump(ctx context.Context, st State) (bool, error) {
 		}
 		if !decided {
 			if decided = rc.add(rec); decided {
-				if err := w.resolve(ctx, rc, h); err != nil {
+				if err := w.resolve(ctx, rc); err != nil {
 					return true, err
 				}
 			}
@@ -233,7 +232,7 @@ func (w *writer) recoverFromDump(ctx context.Context, st State) (bool, error) {
 		}
 	}
 	if !decided {
-		if err := w.resolve(ctx, rc, h); err != nil {
+		if err := w.resolve(ctx, rc); err != nil {
 			return true, err
 		}
 	}
@@ -242,15 +241,15 @@ func (w *writer) recoverFromDump(ctx context.Context, st State) (bool, error) {
 
 // resolve cuts every tail back to the lines memlogd sends again, records
 // what was lost, checkpoints and writes the held records.
-func (w *writer) resolve(ctx context.Context, rc *recovery, h logproto.Record) error {
-	// F: the first entry memlogd sends after the cursor.
-	first := h.Next
+func (w *writer) resolve(ctx context.Context, rc *recovery) error {
+	// F: the oldest entry after the cursor memlogd still holds. Only a
+	// gap record says entries were evicted; an entry further on only
+	// means those between were skipped (-exclude, logwrite's own).
+	first := rc.cursor.Seq + 1
 	held := rc.held
-	if len(held) > 0 {
+	if len(held) > 0 && held[0].Type == logproto.TypeGap {
 		first = held[0].Seq
-		if held[0].Type == logproto.TypeGap {
-			held = held[1:] // the entries before F: handled here
-		}
+		held = held[1:] // the entries before F: handled here
 	}
 	var removed int64
 	kept, resent := uint64(0), false
