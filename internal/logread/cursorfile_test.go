@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,5 +75,49 @@ func TestCursorFileStoresWhatWasRead(t *testing.T) {
 		if w := fmt.Sprintf("%s:%d\n", hello.Instance, want.Seq); string(got) != w {
 			t.Fatalf("run %d: cursor file %q, want %q (the entry printed)", run, got, w)
 		}
+	}
+}
+
+// TestSIGTERMWithBlockedStdout: logread -f stops on SIGTERM even while
+// its write to a stdout nobody reads blocks.
+func TestSIGTERMWithBlockedStdout(t *testing.T) {
+	d := setup(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close() // open, never read
+	cmd := exec.Command(tu.LogreadBin(), "-socket", d.Query, "-F")
+	cmd.Stdout = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	defer func() {
+		cmd.Process.Kill()
+		<-done
+	}()
+	w := d.Socketpair("flood")
+	writeLines(t, w, strings.Repeat("x", 100)+" ", 0, 3000) // 300 KB: the pipe holds 64 KiB
+	// Some thread of logread sleeps in pipe_write.
+	blocked := func() bool {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", cmd.Process.Pid))
+		for _, p := range tasks {
+			if b, _ := os.ReadFile(p); strings.HasSuffix(string(b), "pipe_write") {
+				return true
+			}
+		}
+		return false
+	}
+	if !tu.Eventually(30*time.Second, blocked) {
+		t.Fatal("logread never blocked writing to the pipe")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("logread still running 10 s after SIGTERM with its output blocked")
 	}
 }

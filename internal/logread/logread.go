@@ -120,7 +120,22 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err = run(ctx, o, req, stdout)
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, o, req, stdout) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		// A write to a stdout nobody reads (a full pipe, a terminal in
+		// flow control) may block forever: stop anyway, leaving the
+		// cursor file as it was (the next run repeats, never skips).
+		t := time.NewTimer(stopWait)
+		defer t.Stop()
+		select {
+		case err = <-errc:
+		case <-t.C:
+			return 0
+		}
+	}
 	switch {
 	case err == nil, errors.Is(err, syscall.EPIPE), ctx.Err() != nil:
 		return 0
@@ -128,6 +143,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "logread:", err)
 	return 1
 }
+
+// stopWait bounds how long logread, told to stop, waits for its output.
+const stopWait = time.Second
 
 // extendedOnly reports whether an option needs the extended protocol.
 func (o *options) extendedOnly() bool {
