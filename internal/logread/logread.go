@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -215,7 +216,7 @@ func run(ctx context.Context, o options, req logproto.Request, stdout io.Writer)
 	out := newOutput(stdout)
 	if o.json && s.HelloLine != nil {
 		// The hello record names the instance that cursors refer to.
-		out.add(s.HelloLine, logproto.Cursor{})
+		out.add(s.HelloLine, 0)
 	}
 	err = copyRecords(s, out, o.json) // never nil: it ends with io.EOF at best
 	if ferr := out.flush(); errors.Is(err, io.EOF) {
@@ -225,7 +226,8 @@ func run(ctx context.Context, o options, req logproto.Request, stdout io.Writer)
 		// The cursor of the last entry that reached the reader of stdout:
 		// not of what was read from memlogd, nor of what is still in a
 		// pipe when its reader went away.
-		if c := out.delivered(); c.Instance != "" {
+		if seq := out.delivered(); seq != 0 {
+			c := logproto.Cursor{Instance: s.Hello.Instance, Seq: seq}
 			if werr := renameio.WriteFile(o.cursorFile, []byte(FormatCursor(c)+"\n"), 0o644); werr != nil && err == nil {
 				err = fmt.Errorf("writing cursor file: %w", werr)
 			}
@@ -248,14 +250,14 @@ func copyRecords(s *logclient.Stream, out *output, raw bool) error {
 			if err != nil {
 				return err
 			}
-			out.add(line, s.Cursor())
+			out.add(line, s.Cursor().Seq)
 		} else {
 			rec, err := s.Next()
 			if err != nil {
 				return err
 			}
 			out.buf = appendRecord(out.buf, &rec)
-			out.mark(s.Cursor())
+			out.mark(s.Cursor().Seq)
 		}
 		if !s.Buffered() || len(out.buf) >= outputFlushAt {
 			if err := out.flush(); err != nil {
@@ -274,15 +276,16 @@ const outputFlushAt = 64 << 10
 type output struct {
 	w   io.Writer
 	buf []byte
-	// ends and cursors: for each record in buf or written in the last
+	// ends and seqs: for each record in buf or written in the last
 	// keepMarks bytes, its end as an offset in the whole output and the
-	// cursor after it.
-	ends    []int64
-	cursors []logproto.Cursor
-	base    int64 // output offset of buf[0]
-	// old is the cursor of the last record whose mark was dropped: it
-	// has been read for sure.
-	old    logproto.Cursor
+	// sequence number of the last entry up to it (0: none yet; all are of
+	// the stream's one instance).
+	ends []int64
+	seqs []uint64
+	base int64 // output offset of buf[0]
+	// old is the seq of the last record whose mark was dropped: it has
+	// been read for sure.
+	old    uint64
 	failed bool
 	// consumed is how far the reader got: every byte written, less what
 	// a pipe still held when a write failed.
@@ -296,17 +299,17 @@ const keepMarks = 1 << 20
 func newOutput(w io.Writer) *output { return &output{w: w} }
 
 // add appends a line (without its newline) and marks its end.
-func (o *output) add(line []byte, c logproto.Cursor) {
+func (o *output) add(line []byte, seq uint64) {
 	o.buf = append(o.buf, line...)
 	o.buf = append(o.buf, '\n')
-	o.mark(c)
+	o.mark(seq)
 }
 
-// mark records that the bytes so far end a record after which the cursor
-// is c.
-func (o *output) mark(c logproto.Cursor) {
+// mark records that the bytes so far end a record, after which the last
+// entry's sequence number is seq.
+func (o *output) mark(seq uint64) {
 	o.ends = append(o.ends, o.base+int64(len(o.buf)))
-	o.cursors = append(o.cursors, c)
+	o.seqs = append(o.seqs, seq)
 }
 
 // flush writes buf. After a failed write nothing more is written.
@@ -323,32 +326,28 @@ func (o *output) flush() error {
 		o.consumed -= pipeUnread(o.w)
 		return &writeError{err}
 	}
-	// Forget marks of bytes no pipe can still hold.
-	i := 0
-	for i < len(o.ends) && o.ends[i] <= o.base-keepMarks {
-		i++
-	}
-	if i > 0 {
-		o.old = o.cursors[i-1]
+	// Forget marks of bytes no pipe can still hold, once they are at
+	// least half of the marks (so that each mark is moved O(1) times).
+	i := sort.Search(len(o.ends), func(i int) bool { return o.ends[i] > o.base-keepMarks })
+	if i > 0 && 2*i >= len(o.ends) {
+		o.old = o.seqs[i-1]
 		o.ends = o.ends[:copy(o.ends, o.ends[i:])]
-		o.cursors = o.cursors[:copy(o.cursors, o.cursors[i:])]
+		o.seqs = o.seqs[:copy(o.seqs, o.seqs[i:])]
 	}
 	return nil
 }
 
-// delivered returns the cursor of the last record whose bytes all
-// reached the reader (the zero Cursor if none carried one).
-func (o *output) delivered() logproto.Cursor {
-	c := o.old
+// delivered returns the sequence number of the last entry whose bytes
+// all reached the reader (0 if none).
+func (o *output) delivered() uint64 {
+	seq := o.old
 	for i, end := range o.ends {
 		if end > o.consumed {
 			break
 		}
-		if o.cursors[i].Instance != "" {
-			c = o.cursors[i]
-		}
+		seq = max(seq, o.seqs[i])
 	}
-	return c
+	return seq
 }
 
 // pipeUnread returns how many bytes written to w, if it is a pipe, its
