@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -270,12 +271,33 @@ type memlogdInfo struct {
 // kernel record did it get last?). A missing socket gives a zero answer
 // and no error.
 func askMemlogd(ctx context.Context, path string, timeout time.Duration) (memlogdInfo, error) {
-	var info memlogdInfo
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return info, nil
+		return memlogdInfo{}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// A busy memlogd (every reader slot taken) is asked again within the
+	// timeout.
+	for {
+		info, err := askOnce(ctx, path)
+		if !errors.Is(err, errBusy) {
+			return info, err
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return info, fmt.Errorf("%w (for %v)", err, timeout)
+		case <-t.C:
+		}
+	}
+}
+
+// errBusy is memlogd refusing a query because every reader slot is taken.
+var errBusy = errors.New("memlogd is busy (too many readers)")
+
+func askOnce(ctx context.Context, path string) (memlogdInfo, error) {
+	var info memlogdInfo
 	req := logproto.Request{Mode: logproto.ModeDump, Tail: 16, Sources: []string{Source}}
 	wire, err := req.Marshal()
 	if err != nil {
@@ -307,10 +329,14 @@ func askMemlogd(ctx context.Context, path string, timeout time.Duration) (memlog
 		Type  string `json:"type"`
 		Boot  string `json:"boot"`
 		Kmsg  bool   `json:"kmsg"`
+		Code  string `json:"code"`
 		Error string `json:"error"`
 	}
 	if err := json.Unmarshal(sc.Bytes(), &hello); err != nil {
 		return info, fmt.Errorf("%s: decoding its first reply line: %w", path, err)
+	}
+	if hello.Type == logproto.TypeError && (hello.Code == logproto.ErrBusy || (hello.Code == "" && strings.HasPrefix(hello.Error, "too many readers"))) {
+		return info, fmt.Errorf("%s: %w", path, errBusy)
 	}
 	if hello.Type != logproto.TypeHello {
 		return info, fmt.Errorf("%s answered %q, not a hello record: %s", path, hello.Type, hello.Error)

@@ -8,10 +8,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,11 +43,46 @@ func hungUp(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// ServerError is an error record sent by memlogd.
-type ServerError struct{ Msg string }
+// ServerError is an error record sent by memlogd. Code is the record's
+// code (logproto.ErrBusy, ErrCursor, ErrRequest); for a memlogd too old
+// to send one it is inferred from that memlogd's messages, or left empty.
+type ServerError struct {
+	Code string
+	Msg  string
+}
 
 func (e *ServerError) Error() string {
 	return string(logproto.AppendEscaped([]byte("memlogd: "), e.Msg, false))
+}
+
+// Busy reports whether memlogd could not serve the request now (too many
+// readers): the same request may succeed later.
+func (e *ServerError) Busy() bool { return e.Code == logproto.ErrBusy }
+
+// CursorRefused reports whether memlogd refused the request's cursor
+// itself: asking again with the same cursor cannot succeed.
+func (e *ServerError) CursorRefused() bool { return e.Code == logproto.ErrCursor }
+
+// serverError decodes an error record.
+func serverError(line []byte) error {
+	var rec struct {
+		Code  string `json:"code"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(line, &rec); err != nil {
+		return fmt.Errorf("decoding memlogd's error record: %w", err)
+	}
+	if rec.Code == "" {
+		// memlogd before error codes: its two messages that are not
+		// about a malformed request.
+		switch {
+		case strings.HasPrefix(rec.Error, "too many readers"):
+			rec.Code = logproto.ErrBusy
+		case strings.HasPrefix(rec.Error, "cursor ") && strings.Contains(rec.Error, "is beyond the newest entry"):
+			rec.Code = logproto.ErrCursor
+		}
+	}
+	return &ServerError{Code: rec.Code, Msg: rec.Error}
 }
 
 // Stream is one open request.
@@ -139,7 +176,7 @@ func (s *Stream) readHello(path string) error {
 		return nil
 	case logproto.TypeError:
 		s.Close()
-		return &ServerError{Msg: rec.Error}
+		return serverError(line)
 	}
 	s.Close()
 	return fmt.Errorf("memlogd at %s: reply did not start with a hello record: %.100q", path, line)
@@ -231,11 +268,7 @@ func (s *Stream) nextRaw() ([]byte, error) {
 			s.ended = true
 			return nil, io.EOF
 		case bytes.HasPrefix(line, []byte(`{"type":"error"`)):
-			var rec logproto.Record
-			if err := s.dec.Decode(line, &rec); err != nil {
-				return nil, err
-			}
-			return nil, &ServerError{Msg: rec.Error}
+			return nil, serverError(line)
 		}
 	}
 	if seq, ok := entrySeq(line); ok {

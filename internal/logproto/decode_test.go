@@ -117,7 +117,7 @@ func TestDecodeFastPath(t *testing.T) {
 		}
 	}
 	lines = append(lines, AppendHello(nil, Hello{Instance: "i", Boot: "b", First: 1, Next: 2, Resumed: true, Kmsg: true}),
-		AppendGap(nil, 3, 4), AppendEnd(nil, 5), AppendError(nil, "no \x01 way"))
+		AppendGap(nil, 3, 4), AppendEnd(nil, 5), AppendError(nil, ErrRequest, "no \x01 way"))
 	var d Decoder
 	for _, l := range lines {
 		if !checkDecode(t, l) {

@@ -110,7 +110,7 @@ func TestControlRecords(t *testing.T) {
 			Record{Type: TypeHello, Instance: "abc", Boot: "b", First: 3, Next: 9, Resumed: true, Kmsg: true}},
 		{AppendGap(nil, 17, 40), Record{Type: TypeGap, Lost: 17, Seq: 40}},
 		{AppendEnd(nil, 77), Record{Type: TypeEnd, Seq: 77}},
-		{AppendError(nil, `bad "x"`), Record{Type: TypeError, Error: `bad "x"`}},
+		{AppendError(nil, ErrRequest, `bad "x"`), Record{Type: TypeError, Error: `bad "x"`}},
 	} {
 		r, err := DecodeRecord(tc.line)
 		if err != nil {

@@ -151,9 +151,24 @@ func AppendEnd(dst []byte, next uint64) []byte {
 	return append(dst, '}', '\n')
 }
 
-// AppendError appends an error record.
-func AppendError(dst []byte, msg string) []byte {
-	dst = append(dst, `{"type":"error","error":`...)
+// Codes of error records: what a client should do about the refusal.
+const (
+	// ErrBusy: memlogd cannot serve the request now (too many readers);
+	// the same request may succeed later.
+	ErrBusy = "busy"
+	// ErrCursor: the request's cursor is refused (it names a sequence
+	// number this instance never gave); retrying it cannot help.
+	ErrCursor = "cursor"
+	// ErrRequest: the request is malformed or invalid.
+	ErrRequest = "request"
+)
+
+// AppendError appends an error record with a code (ErrBusy, ErrCursor or
+// ErrRequest) and a message for people.
+func AppendError(dst []byte, code, msg string) []byte {
+	dst = append(dst, `{"type":"error","code":`...)
+	dst = AppendString(dst, []byte(code))
+	dst = append(dst, `,"error":`...)
 	dst = AppendString(dst, []byte(msg))
 	return append(dst, '}', '\n')
 }

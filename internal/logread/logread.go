@@ -4,20 +4,22 @@
 package logread
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/google/renameio/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/lklog/lklog/internal/logclient"
 	"github.com/lklog/lklog/internal/logproto"
@@ -119,7 +121,22 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err = run(ctx, o, req, stdout)
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, o, req, stdout) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		// A write to a stdout nobody reads (a full pipe, a terminal in
+		// flow control) may block forever: stop anyway, leaving the
+		// cursor file as it was (the next run repeats, never skips).
+		t := time.NewTimer(stopWait)
+		defer t.Stop()
+		select {
+		case err = <-errc:
+		case <-t.C:
+			return 0
+		}
+	}
 	switch {
 	case err == nil, errors.Is(err, syscall.EPIPE), ctx.Err() != nil:
 		return 0
@@ -127,6 +144,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "logread:", err)
 	return 1
 }
+
+// stopWait bounds how long logread, told to stop, waits for its output.
+const stopWait = time.Second
 
 // extendedOnly reports whether an option needs the extended protocol.
 func (o *options) extendedOnly() bool {
@@ -197,17 +217,21 @@ func run(ctx context.Context, o options, req logproto.Request, stdout io.Writer)
 		return err
 	}
 	defer s.Close()
-	w := bufio.NewWriterSize(stdout, 64<<10)
+	out := newOutput(stdout)
 	if o.json && s.HelloLine != nil {
 		// The hello record names the instance that cursors refer to.
-		w.Write(append(s.HelloLine, '\n'))
+		out.add(s.HelloLine, 0)
 	}
-	err = copyRecords(s, w, o.json) // never nil: it ends with io.EOF at best
-	if ferr := w.Flush(); errors.Is(err, io.EOF) {
+	err = copyRecords(s, out, o.json) // never nil: it ends with io.EOF at best
+	if ferr := out.flush(); errors.Is(err, io.EOF) {
 		err = ferr
 	}
 	if o.cursorFile != "" {
-		if c := s.Cursor(); c.Instance != "" {
+		// The cursor of the last entry that reached the reader of stdout:
+		// not of what was read from memlogd, nor of what is still in a
+		// pipe when its reader went away.
+		if seq := out.delivered(); seq != 0 {
+			c := logproto.Cursor{Instance: s.Hello.Instance, Seq: seq}
 			if werr := renameio.WriteFile(o.cursorFile, []byte(FormatCursor(c)+"\n"), 0o644); werr != nil && err == nil {
 				err = fmt.Errorf("writing cursor file: %w", werr)
 			}
@@ -216,40 +240,144 @@ func run(ctx context.Context, o options, req logproto.Request, stdout io.Writer)
 	return err
 }
 
-func copyRecords(s *logclient.Stream, w *bufio.Writer, raw bool) error {
-	var out []byte
+// writeError marks a failure to write to stdout.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "writing output: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+func copyRecords(s *logclient.Stream, out *output, raw bool) error {
 	var text logproto.TextFormatter
 	var rec logproto.Record
 	for {
-		var err error
 		if raw {
-			// Entries are printed as memlogd sent them; decoding is only
-			// needed to keep the cursor up to date.
-			var line []byte
-			line, err = s.NextRaw()
-			if err == nil {
-				if _, werr := w.Write(append(line, '\n')); werr != nil {
-					return werr
-				}
+			// Entries are printed as memlogd sent them.
+			line, err := s.NextRaw()
+			if err != nil {
+				return err
 			}
+			out.add(line, s.Cursor().Seq)
 		} else {
-			err = s.NextView(&rec)
-			if err == nil {
-				out = appendRecord(out[:0], &text, &rec)
-				if _, werr := w.Write(out); werr != nil {
-					return werr
-				}
+			if err := s.NextView(&rec); err != nil {
+				return err
 			}
+			out.buf = appendRecord(out.buf, &text, &rec)
+			out.mark(s.Cursor().Seq)
 		}
-		if err != nil {
-			return err
-		}
-		if !s.Buffered() {
-			if err := w.Flush(); err != nil {
+		if !s.Buffered() || len(out.buf) >= outputFlushAt {
+			if err := out.flush(); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// outputFlushAt is the output buffered while more reply bytes wait.
+const outputFlushAt = 64 << 10
+
+// output buffers stdout and keeps, for the bytes written recently, the
+// cursor each record ended at, so that it can tell which entries reached
+// the reader of stdout.
+type output struct {
+	w   io.Writer
+	buf []byte
+	// ends and seqs: for each record in buf or written in the last
+	// keepMarks bytes, its end as an offset in the whole output and the
+	// sequence number of the last entry up to it (0: none yet; all are of
+	// the stream's one instance).
+	ends []int64
+	seqs []uint64
+	base int64 // output offset of buf[0]
+	// old is the seq of the last record whose mark was dropped: it has
+	// been read for sure.
+	old    uint64
+	failed bool
+	// consumed is how far the reader got: every byte written, less what
+	// a pipe still held when a write failed.
+	consumed int64
+}
+
+// keepMarks bounds the marks kept for written bytes: a pipe holds at most
+// this much (Linux's default pipe-max-size).
+const keepMarks = 1 << 20
+
+func newOutput(w io.Writer) *output { return &output{w: w} }
+
+// add appends a line (without its newline) and marks its end.
+func (o *output) add(line []byte, seq uint64) {
+	o.buf = append(o.buf, line...)
+	o.buf = append(o.buf, '\n')
+	o.mark(seq)
+}
+
+// mark records that the bytes so far end a record, after which the last
+// entry's sequence number is seq.
+func (o *output) mark(seq uint64) {
+	o.ends = append(o.ends, o.base+int64(len(o.buf)))
+	o.seqs = append(o.seqs, seq)
+}
+
+// flush writes buf. After a failed write nothing more is written.
+func (o *output) flush() error {
+	if o.failed {
+		return nil
+	}
+	n, err := o.w.Write(o.buf)
+	o.base += int64(n)
+	o.buf = o.buf[:copy(o.buf, o.buf[n:])]
+	o.consumed = o.base
+	if err != nil {
+		o.failed = true
+		o.consumed -= pipeUnread(o.w)
+		return &writeError{err}
+	}
+	// Forget marks of bytes no pipe can still hold, once they are at
+	// least half of the marks (so that each mark is moved O(1) times).
+	i := sort.Search(len(o.ends), func(i int) bool { return o.ends[i] > o.base-keepMarks })
+	if i > 0 && 2*i >= len(o.ends) {
+		o.old = o.seqs[i-1]
+		o.ends = o.ends[:copy(o.ends, o.ends[i:])]
+		o.seqs = o.seqs[:copy(o.seqs, o.seqs[i:])]
+	}
+	return nil
+}
+
+// delivered returns the sequence number of the last entry whose bytes
+// all reached the reader (0 if none).
+func (o *output) delivered() uint64 {
+	seq := o.old
+	for i, end := range o.ends {
+		if end > o.consumed {
+			break
+		}
+		seq = max(seq, o.seqs[i])
+	}
+	return seq
+}
+
+// pipeUnread returns how many bytes written to w, if it is a pipe, its
+// reader has not read (0 if unknown).
+func pipeUnread(w io.Writer) int64 {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0
+	}
+	st, err := f.Stat()
+	if err != nil || st.Mode().Type() != fs.ModeNamedPipe {
+		return 0
+	}
+	var n int
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	rc.Control(func(fd uintptr) {
+		n, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD
+	})
+	if err != nil || n < 0 {
+		return 0
+	}
+	return int64(n)
 }
 
 // appendRecord formats a record as LinuxKit's logread does, with the text

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"time"
 
@@ -129,6 +130,12 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Exclude)+1 > 32 {
 		errs = append(errs, errors.New("too many -exclude patterns (at most 31)"))
+	}
+	for _, p := range c.Exclude {
+		// memlogd would refuse every request carrying it.
+		if _, err := path.Match(p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("-exclude %q: %w", p, err))
+		}
 	}
 	return errors.Join(errs...)
 }

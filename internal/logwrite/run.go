@@ -125,6 +125,16 @@ func (w *writer) request() logproto.Request {
 // session connects once and writes entries until the stream ends. It
 // reports whether any entry arrived.
 func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, error) {
+	if *first && !w.legacy && w.cursor.Instance != "" {
+		recovered, err := w.recoverFromDump(ctx, *st)
+		if recovered {
+			*first = false
+			st.Files = nil
+		}
+		if err != nil {
+			return recovered, err
+		}
+	}
 	s, err := logclient.Open(ctx, w.cfg.Socket, w.request())
 	// LinuxKit's memlogd reads one byte of the request and closes the
 	// connection with the rest unread, which the kernel reports as a
@@ -143,8 +153,11 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 		w.legacySkipping = false
 		s, err = logclient.Open(ctx, w.cfg.Socket, w.request())
 	}
+	// Only a refusal of the cursor itself resets it; a busy memlogd (too
+	// many readers) or any other refusal is retried with the cursor kept,
+	// or the ring would be written again.
 	var serr *logclient.ServerError
-	if errors.As(err, &serr) && w.cursor.Instance != "" {
+	if errors.As(err, &serr) && serr.CursorRefused() && w.cursor.Instance != "" {
 		fmt.Fprintf(w.stderr, "logwrite: memlogd refused the cursor %s:%d (%v); starting from its oldest entry\n", w.cursor.Instance, w.cursor.Seq, err)
 		w.cursor = logproto.Cursor{}
 		s, err = logclient.Open(ctx, w.cfg.Socket, w.request())
@@ -222,16 +235,13 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 	}
 }
 
-// hello handles the start of an extended reply: recovery on the first
-// connection, and a new memlogd instance.
+// hello handles the start of an extended reply: a new memlogd instance.
 func (w *writer) hello(ctx context.Context, h logproto.Record, st *State, first *bool) error {
-	wasFirst := *first
 	*first = false
+	// On the first connection a resumed cursor was recovered from a dump
+	// before (recoverFromDump); a resumed reply here continues it.
 	switch {
 	case h.Resumed:
-		if wasFirst {
-			w.recover(*st)
-		}
 	case w.cursor.Instance != "":
 		fmt.Fprintf(w.stderr, "logwrite: memlogd is a new instance (%s, was %s: a reboot or a memlogd restart); writing its ring from the start, the old instance's lines stay as they are\n", h.Instance, w.cursor.Instance)
 	}

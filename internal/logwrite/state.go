@@ -28,8 +28,11 @@ type State struct {
 // FileState is one file at a checkpoint.
 type FileState struct {
 	Name string `json:"name"`
-	Ino  uint64 `json:"ino"`
-	Size int64  `json:"size"`
+	// Source is the source written to it (empty in state files of
+	// earlier versions).
+	Source string `json:"source,omitempty"`
+	Ino    uint64 `json:"ino"`
+	Size   int64  `json:"size"`
 }
 
 const stateVersion = 1

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"path/filepath"
 	"time"
 
 	"github.com/lklog/lklog/internal/logfile"
@@ -160,7 +159,7 @@ func (w *writer) checkpoint() error {
 	}
 	st := State{Cursor: w.cursor}
 	for _, of := range w.files {
-		st.Files = append(st.Files, FileState{Name: of.f.Name, Ino: of.f.Ino(), Size: of.f.Size()})
+		st.Files = append(st.Files, FileState{Name: of.f.Name, Source: of.source, Ino: of.f.Ino(), Size: of.f.Size()})
 	}
 	if err := SaveState(w.cfg.LogDir, st); err != nil {
 		return err
@@ -372,31 +371,6 @@ func (w *writer) noteLegacy(rec *logproto.Record) {
 		return
 	}
 	w.legacyLast, w.legacyLastCount = rec.Time, 1
-}
-
-// recover cuts the files listed in the state back to their checkpointed
-// sizes: run when memlogd still holds the entries after the cursor.
-func (w *writer) recover(st State) {
-	var removed int64
-	for _, fs := range st.Files {
-		if filepath.Base(fs.Name) != fs.Name || fs.Name == "." || fs.Name == ".." {
-			w.rep.report("state", "state file lists %q, which is not a file name; ignored", fs.Name)
-			continue
-		}
-		n, replaced, short, err := logfile.Truncate(w.cfg.LogDir, fs.Name, fs.Ino, fs.Size)
-		switch {
-		case err != nil:
-			fmt.Fprintf(w.stderr, "logwrite: %v; lines written after the last checkpoint may appear twice\n", err)
-		case replaced:
-			fmt.Fprintf(w.stderr, "logwrite: %s was replaced since the last checkpoint; left as it is\n", fs.Name)
-		case short:
-			fmt.Fprintf(w.stderr, "logwrite: %s is shorter than at the last checkpoint (lost in a crash without -sync?); continuing\n", fs.Name)
-		}
-		removed += n
-	}
-	if removed > 0 {
-		fmt.Fprintf(w.stderr, "logwrite: removed %d bytes written after the last checkpoint; memlogd sends those entries again\n", removed)
-	}
 }
 
 // closeAll closes every file.

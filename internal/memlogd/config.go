@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lklog/lklog/internal/query"
 	"github.com/lklog/lklog/internal/ring"
 )
 
@@ -36,6 +37,9 @@ type Config struct {
 	// RequestTimeout bounds how long a query client may take to send its
 	// request.
 	RequestTimeout time.Duration
+	// StallTimeout bounds how long a query client may read nothing while
+	// a reply waits for it.
+	StallTimeout time.Duration
 }
 
 // Defaults: LinuxKit's for the flags it has.
@@ -96,6 +100,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, *flag.FlagSet, error) 
 	fs.StringVar(&c.KmsgState, "kmsg-state", "/run/memlogd/kmsg.state", "where -kmsg keeps the last kernel sequence number it delivered, so a restart in the same boot neither repeats nor skips records")
 	fs.BoolVar(&c.Daemonize, "daemonize", false, "bind the sockets, start a copy in the background and exit once they exist")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 10*time.Second, "how long a query client may take to send its request")
+	fs.DurationVar(&c.StallTimeout, "stall-timeout", query.DefaultStallTimeout, "a query client that reads nothing this long while its reply waits is disconnected, freeing its reader slot")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, fs, err
 	}
@@ -114,8 +119,11 @@ func (c *Config) Validate() error {
 	if c.MaxLineLen < 1 {
 		errs = append(errs, fmt.Errorf("-max-line-len %d: must be at least 1", c.MaxLineLen))
 	}
-	if min := c.MaxLineLen + ring.MaxSDLen + ring.MaxSourceLen; c.MaxBytes < min {
+	if min := max(c.MaxLineLen+ring.MaxSDLen+ring.MaxSourceLen, ring.MinBytes); c.MaxBytes < min {
 		errs = append(errs, fmt.Errorf("-max-bytes %d: must hold at least one longest entry (%d bytes with -max-line-len %d)", c.MaxBytes, min, c.MaxLineLen))
+	}
+	if c.StallTimeout < 0 {
+		errs = append(errs, fmt.Errorf("-stall-timeout %v: must not be negative", c.StallTimeout))
 	}
 	if c.PaceWait < 0 {
 		errs = append(errs, fmt.Errorf("-pace-wait %v: must not be negative", c.PaceWait))

@@ -18,6 +18,7 @@ import (
 	"github.com/lklog/lklog/internal/logproto"
 	"github.com/lklog/lklog/internal/query"
 	"github.com/lklog/lklog/internal/ring"
+	"github.com/lklog/lklog/internal/sockfile"
 	"github.com/lklog/lklog/internal/syslogd"
 )
 
@@ -41,8 +42,8 @@ type Daemon struct {
 	logConn    *net.UnixConn
 	queryLn    *net.UnixListener
 	syslogConn *net.UnixConn
-	// paths to remove at exit
-	paths []string
+	// socket files to remove at exit
+	files []*sockfile.File
 }
 
 // New binds (or adopts) the sockets and makes the ring. Close releases
@@ -65,43 +66,52 @@ func New(cfg Config, stdout io.Writer) (*Daemon, error) {
 
 func (d *Daemon) bind() error {
 	var err error
+	var f *sockfile.File
 	if d.cfg.FDLog >= 0 {
-		d.logConn, err = inheritedDatagram(d.cfg.FDLog, "log socket")
+		if d.logConn, err = inheritedDatagram(d.cfg.FDLog, "log socket"); err == nil {
+			f = adopt(d.logConn.LocalAddr())
+		}
 	} else {
-		d.logConn, err = listenDatagram(d.cfg.SocketLog, d.cfg.SocketMode)
+		d.logConn, f, err = listenDatagram(d.cfg.SocketLog, d.cfg.SocketMode)
 	}
 	if err != nil {
 		return err
 	}
-	d.paths = append(d.paths, socketPath(d.logConn.LocalAddr()))
+	d.files = append(d.files, f)
 	switch {
 	case d.cfg.FDSyslog >= 0:
-		d.syslogConn, err = inheritedDatagram(d.cfg.FDSyslog, "syslog socket")
+		if d.syslogConn, err = inheritedDatagram(d.cfg.FDSyslog, "syslog socket"); err == nil {
+			f = adopt(d.syslogConn.LocalAddr())
+		}
 	case d.cfg.SocketSyslog != "":
-		d.syslogConn, err = listenDatagram(d.cfg.SocketSyslog, d.cfg.SyslogMode)
+		d.syslogConn, f, err = listenDatagram(d.cfg.SocketSyslog, d.cfg.SyslogMode)
+	default:
+		f = nil
 	}
 	if err != nil {
 		return err
 	}
-	if d.syslogConn != nil {
-		d.paths = append(d.paths, socketPath(d.syslogConn.LocalAddr()))
-	}
+	d.files = append(d.files, f)
 	// The query socket last: once it answers, everything is bound.
 	if d.cfg.FDQuery >= 0 {
-		d.queryLn, err = inheritedListener(d.cfg.FDQuery, "query socket")
+		if d.queryLn, err = inheritedListener(d.cfg.FDQuery, "query socket"); err == nil {
+			f = adopt(d.queryLn.Addr())
+		}
 	} else {
-		d.queryLn, err = listenStream(d.cfg.SocketQuery, d.cfg.SocketMode)
+		d.queryLn, f, err = listenStream(d.cfg.SocketQuery, d.cfg.SocketMode)
 	}
 	if err != nil {
 		return err
 	}
-	d.paths = append(d.paths, socketPath(d.queryLn.Addr()))
+	d.files = append(d.files, f)
 	return nil
 }
 
-// Close closes the sockets and removes the socket files this memlogd (or
-// the -daemonize parent that started it) created.
+// Close removes the socket files this memlogd (or the -daemonize parent
+// that started it) created, if they are still its own (a newer memlogd's
+// sockets at the same paths are left alone), and closes the sockets.
 func (d *Daemon) Close() error {
+	err := d.removeFiles()
 	if d.logConn != nil {
 		d.logConn.Close()
 	}
@@ -111,16 +121,20 @@ func (d *Daemon) Close() error {
 	if d.syslogConn != nil {
 		d.syslogConn.Close()
 	}
+	return err
+}
+
+// removeFiles removes the socket files that are still this memlogd's. It
+// runs before the sockets close: an open socket keeps its file's inode
+// number, by which the file is told apart, from being reused.
+func (d *Daemon) removeFiles() error {
 	var errs []error
-	for _, p := range d.paths {
-		if p == "" {
-			continue
-		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+	for _, f := range d.files {
+		if err := f.Remove(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	d.paths = nil
+	d.files = nil
 	return errors.Join(errs...)
 }
 
@@ -146,25 +160,37 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The sockets are served until their files are removed (sctx), so
+	// that they stay open meanwhile (see removeFiles).
+	sctx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
 	run := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f(ctx); err != nil && ctx.Err() == nil {
+			if err := f(sctx); err != nil && ctx.Err() == nil {
 				errc <- err
 				cancel()
 			}
 		}()
 	}
+	// The console is not waited for like the others: a write to a stdout
+	// nobody reads (a pipe, a terminal in flow control) blocks for good.
+	consoleDone := make(chan struct{})
 	if d.cfg.Console && d.stdout != nil {
-		run(d.console)
+		go func() {
+			defer close(consoleDone)
+			d.console(ctx)
+		}()
+	} else {
+		close(consoleDone)
 	}
 	d.logf(ring.SevInfo, "memlogd started: instance %s, ring of %d entries / %d bytes", d.instance, d.cfg.MaxLines, d.cfg.MaxBytes)
 	qs := &query.Server{
 		Ring: d.ring, Instance: d.instance, Boot: d.boot, Kmsg: d.cfg.Kmsg,
-		MaxReaders: d.cfg.MaxReaders, RequestTimeout: d.cfg.RequestTimeout,
+		MaxReaders: d.cfg.MaxReaders, RequestTimeout: d.cfg.RequestTimeout, StallTimeout: d.cfg.StallTimeout,
 		Logf: d.logf, Now: now,
 	}
 	run(func(ctx context.Context) error { return qs.Serve(ctx, d.queryLn) })
@@ -173,6 +199,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		srv, err := syslogd.New(d.syslogConn, syslogd.Config{Path: d.syslogConn.LocalAddr().String(), MaxMsgLen: d.cfg.MaxLineLen})
 		if err != nil {
 			cancel()
+			stopServing()
 			wg.Wait()
 			return err
 		}
@@ -187,6 +214,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	d.logf(ring.SevInfo, "memlogd stopping")
+	if err := d.removeFiles(); err != nil {
+		d.logf(ring.SevWarning, "%v", err)
+	}
+	stopServing()
 	// Stop the sockets' readers, then the console last so it can echo
 	// what came in until now.
 	d.logConn.Close()
@@ -195,9 +226,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.ring.Close()
 	wg.Wait()
+	// The console may echo what came in until now, within a bound.
+	t := time.NewTimer(consoleDrain)
+	select {
+	case <-consoleDone:
+	case <-t.C:
+	}
+	t.Stop()
 	close(errc)
 	return <-errc
 }
+
+// consoleDrain bounds how long a stopping memlogd lets the console echo
+// the last entries: a console write may block forever.
+const consoleDrain = time.Second
 
 // receiveStreams accepts named descriptors on the log socket and reads a
 // stream from each.
@@ -251,8 +293,9 @@ func (d *Daemon) receiveStreams(ctx context.Context) error {
 }
 
 // console echoes the ring to stdout as LinuxKit's memlogd does, through a
-// cursor of its own: a slow console skips entries, counts and says so,
-// and never holds up anyone else.
+// cursor of its own: a slow console skips entries, counts and says so.
+// Writers never wait for it, nor does a stopping memlogd for longer than
+// consoleDrain.
 func (d *Daemon) console(ctx context.Context) error {
 	var b ring.Batch
 	var out []byte

@@ -10,15 +10,6 @@ import (
 	"github.com/lklog/lklog/internal/sockfile"
 )
 
-// prepare makes the socket's directory and clears a stale socket from its
-// path (a live one, or any other file, is an error).
-func prepare(path, network string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return sockfile.RemoveStale(path, network)
-}
-
 // withUmask runs bind under a umask that gives the new socket file mode
 // at once, so that it is never reachable with wider permissions. (The
 // umask is per process: memlogd binds its sockets before anything else
@@ -30,47 +21,51 @@ func withUmask(mode os.FileMode, bind func() error) error {
 }
 
 // listenDatagram binds a unix datagram socket at path with permissions mode.
-func listenDatagram(path string, mode os.FileMode) (*net.UnixConn, error) {
-	if err := prepare(path, "unixgram"); err != nil {
-		return nil, fmt.Errorf("binding %s: %w", path, err)
-	}
+func listenDatagram(path string, mode os.FileMode) (*net.UnixConn, *sockfile.File, error) {
 	var c *net.UnixConn
-	err := withUmask(mode, func() (err error) {
+	f, err := bindAt(path, "unixgram", mode, func() (err error) {
 		c, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 		return err
-	})
+	}, func() { c.Close() })
 	if err != nil {
-		return nil, fmt.Errorf("binding %s: %w", path, err)
+		return nil, nil, err
 	}
-	if err := os.Chmod(path, mode); err != nil {
-		c.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("binding %s: %w", path, err)
-	}
-	return c, nil
+	return c, f, nil
 }
 
 // listenStream binds a unix stream listener at path with permissions mode.
-// The caller removes path when done.
-func listenStream(path string, mode os.FileMode) (*net.UnixListener, error) {
-	if err := prepare(path, "unix"); err != nil {
+func listenStream(path string, mode os.FileMode) (*net.UnixListener, *sockfile.File, error) {
+	var l *net.UnixListener
+	f, err := bindAt(path, "unix", mode, func() (err error) {
+		l, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		if err == nil {
+			l.SetUnlinkOnClose(false)
+		}
+		return err
+	}, func() { l.Close() })
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, f, nil
+}
+
+// bindAt makes path's directory, replaces a stale socket there (a live
+// one, or any other file, is an error) and binds with mode; closeIt
+// undoes a bind that then fails.
+func bindAt(path, network string, mode os.FileMode, bind func() error, closeIt func()) (*sockfile.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("binding %s: %w", path, err)
 	}
-	var l *net.UnixListener
-	err := withUmask(mode, func() (err error) {
-		l, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-		return err
-	})
+	f, err := sockfile.Bind(path, network, func() error { return withUmask(mode, bind) })
 	if err != nil {
 		return nil, fmt.Errorf("binding %s: %w", path, err)
 	}
-	l.SetUnlinkOnClose(false)
 	if err := os.Chmod(path, mode); err != nil {
-		l.Close()
-		os.Remove(path)
+		f.Remove()
+		closeIt()
 		return nil, fmt.Errorf("binding %s: %w", path, err)
 	}
-	return l, nil
+	return f, nil
 }
 
 // inheritedDatagram wraps an inherited fd as a datagram socket.
@@ -112,4 +107,19 @@ func socketPath(a net.Addr) string {
 		return ua.Name
 	}
 	return ""
+}
+
+// adopt records the socket file of an inherited socket as this process's
+// to remove at exit: nil if it has none, or if its path holds no socket
+// any more (then there is nothing of ours to remove).
+func adopt(a net.Addr) *sockfile.File {
+	p := socketPath(a)
+	if p == "" {
+		return nil
+	}
+	f, err := sockfile.Adopt(p)
+	if err != nil {
+		return nil
+	}
+	return f
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,15 +32,30 @@ type Server struct {
 	// RequestTimeout bounds how long a client may take to send its
 	// request.
 	RequestTimeout time.Duration
+	// StallTimeout bounds how long a client may read nothing while a
+	// reply waits for it; then its connection is closed, freeing its
+	// reader slot (0: DefaultStallTimeout).
+	StallTimeout time.Duration
 	// Logf records memlogd's own messages (nil: dropped).
 	Logf func(severity uint8, format string, args ...any)
 	// Now returns the current time in Unix nanoseconds (for the entries
 	// that report gaps to legacy readers).
 	Now func() int64
 
-	once sync.Once
-	sem  chan struct{}
+	once    sync.Once
+	sem     chan struct{}
+	stalled atomic.Uint64 // readers given up on
 }
+
+// DefaultStallTimeout is StallTimeout's default.
+const DefaultStallTimeout = time.Minute
+
+// errStalled ends a reader whose client read nothing for StallTimeout.
+var errStalled = errors.New("client read nothing")
+
+// Stalled returns how many readers were given up on because their client
+// stopped reading.
+func (s *Server) Stalled() uint64 { return s.stalled.Load() }
 
 // Per-reader bounds: what one connection may hold in memory at a time.
 const (
@@ -55,6 +71,9 @@ func (s *Server) init() {
 		s.sem = make(chan struct{}, s.MaxReaders)
 		if s.RequestTimeout <= 0 {
 			s.RequestTimeout = 10 * time.Second
+		}
+		if s.StallTimeout <= 0 {
+			s.StallTimeout = DefaultStallTimeout
 		}
 		if s.Now == nil {
 			s.Now = func() int64 { return time.Now().UnixNano() }
@@ -117,7 +136,7 @@ func (s *Server) ServeConn(ctx context.Context, c *net.UnixConn) {
 	case s.sem <- struct{}{}:
 		defer func() { <-s.sem }()
 	default:
-		s.refuse(c, fmt.Sprintf("too many readers (limit %d); try again later", s.MaxReaders))
+		s.refuse(c, logproto.ErrBusy, fmt.Sprintf("too many readers (limit %d); try again later", s.MaxReaders))
 		return
 	}
 
@@ -131,7 +150,7 @@ func (s *Server) ServeConn(ctx context.Context, c *net.UnixConn) {
 		}
 		if errors.Is(err, logproto.ErrBadRequest) {
 			c.SetWriteDeadline(time.Now().Add(time.Second))
-			c.Write(logproto.AppendError(nil, err.Error()))
+			c.Write(logproto.AppendError(nil, logproto.ErrRequest, err.Error()))
 		}
 		return
 	}
@@ -145,9 +164,15 @@ func (s *Server) ServeConn(ctx context.Context, c *net.UnixConn) {
 		go watchHangup(c, cancel)
 	}
 	r := reader{s: s, c: c, req: req}
+	err = r.run(ctx)
+	if errors.Is(err, errStalled) {
+		n := s.stalled.Add(1)
+		s.Logf(ring.SevWarning, "query: gave up on a reader whose client read nothing for %v (%d bytes waiting for it): connection closed, reader slot freed (%d readers given up on so far)", s.StallTimeout, r.unsent, n)
+		return
+	}
 	// A client that hangs up is the normal end of a follow: not worth an
 	// entry of its own.
-	if err := r.run(ctx); err != nil && ctx.Err() == nil &&
+	if err != nil && ctx.Err() == nil &&
 		!errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, net.ErrClosed) {
 		s.Logf(ring.SevNotice, "query: reader stopped: %v", err)
 	}
@@ -165,7 +190,7 @@ func watchHangup(c *net.UnixConn, hangup func()) {
 
 // refuse answers a client over the reader limit without waiting long for
 // its request, in the format it asked for.
-func (s *Server) refuse(c *net.UnixConn, why string) {
+func (s *Server) refuse(c *net.UnixConn, code, why string) {
 	c.SetDeadline(time.Now().Add(time.Second))
 	req, err := logproto.ReadRequest(bufio.NewReaderSize(c, 256))
 	if err != nil && !errors.Is(err, logproto.ErrBadRequest) {
@@ -177,7 +202,7 @@ func (s *Server) refuse(c *net.UnixConn, why string) {
 		c.Write(enc.AppendLegacy(nil, &e))
 		return
 	}
-	c.Write(logproto.AppendError(nil, why))
+	c.Write(logproto.AppendError(nil, code, why))
 }
 
 type reader struct {
@@ -187,6 +212,8 @@ type reader struct {
 	enc logproto.Encoder
 	out []byte
 	f   *ring.Follower
+	// unsent is what a stalled client left unread (for the report).
+	unsent int
 }
 
 // unread returns the bytes written to the client that it has not read yet
@@ -218,7 +245,7 @@ func (r *reader) run(ctx context.Context) error {
 	case r.req.After != nil:
 		if r.req.After.Instance == r.s.Instance {
 			if r.req.After.Seq >= next {
-				return r.fail(fmt.Sprintf("cursor %d is beyond the newest entry %d of this instance", r.req.After.Seq, next-1))
+				return r.fail(logproto.ErrCursor, fmt.Sprintf("cursor %d is beyond the newest entry %d of this instance", r.req.After.Seq, next-1))
 			}
 			cursor = r.req.After.Seq + 1
 			resumed = true
@@ -259,6 +286,9 @@ func (r *reader) run(ctx context.Context) error {
 		} else {
 			b.Entries, b.Lost, b.Next = b.Entries[:0], 0, cursor
 		}
+		if stop != 0 {
+			clampBatch(&b, cursor, stop)
+		}
 		if b.Lost > 0 {
 			r.gap(b.Lost, cursor+b.Lost)
 		}
@@ -293,6 +323,27 @@ func (r *reader) run(ctx context.Context) error {
 	}
 }
 
+// clampBatch cuts a dump's batch read from cursor at stop, the end of the
+// ring when the request arrived. The batch may go beyond it: when the
+// entries at the cursor were evicted the read starts at the oldest entry
+// held, which writers may have pushed past stop meanwhile.
+func clampBatch(b *ring.Batch, cursor, stop uint64) {
+	if cursor+b.Lost >= stop {
+		b.Lost = stop - min(cursor, stop)
+		b.Entries = b.Entries[:0]
+		b.Next = stop
+		return
+	}
+	n := len(b.Entries)
+	for n > 0 && b.Entries[n-1].Seq >= stop {
+		n--
+	}
+	if n < len(b.Entries) {
+		b.Entries = b.Entries[:n]
+		b.Next = stop
+	}
+}
+
 func (r *reader) gap(lost, next uint64) {
 	if r.req.Legacy {
 		e := ring.Entry{Time: r.s.Now(), Source: []byte("memlogd"), Msg: []byte(logproto.GapMessage(lost))}
@@ -302,30 +353,38 @@ func (r *reader) gap(lost, next uint64) {
 	r.out = logproto.AppendGap(r.out, lost, next)
 }
 
-func (r *reader) fail(msg string) error {
-	r.out = logproto.AppendError(r.out, msg)
+func (r *reader) fail(code, msg string) error {
+	r.out = logproto.AppendError(r.out, code, msg)
 	r.flush()
 	return errors.New(msg)
 }
 
 // flush writes the pending reply. While the client drains it slowly, the
 // ring hears every progressTick that this reader is alive, so writers
-// keep waiting for it instead of taking it for stalled.
+// keep waiting for it instead of taking it for stalled. A client that
+// reads nothing for StallTimeout is given up on (errStalled), so that it
+// cannot hold its reader slot forever.
 func (r *reader) flush() error {
 	out := r.out
 	defer func() { r.out = r.out[:0] }()
+	progress := time.Now()
 	for len(out) > 0 {
-		if r.f != nil {
-			r.c.SetWriteDeadline(time.Now().Add(progressTick))
-		}
+		r.c.SetWriteDeadline(time.Now().Add(progressTick))
 		n, err := r.c.Write(out)
 		out = out[n:]
-		if n > 0 && r.f != nil {
-			r.s.Ring.Touch(r.f)
+		if n > 0 {
+			progress = time.Now()
+			if r.f != nil {
+				r.s.Ring.Touch(r.f)
+			}
 		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				if time.Since(progress) >= r.s.StallTimeout {
+					r.unsent = len(out)
+					return errStalled
+				}
 				continue
 			}
 			return fmt.Errorf("writing to reader: %w", err)

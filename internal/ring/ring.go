@@ -123,9 +123,15 @@ type Config struct {
 	PaceWait time.Duration
 }
 
-// MinBytes is the smallest arena accepted: it must hold at least one
-// entry of the largest size the caller will append.
-const MinBytes = 4096
+// MinBytes is the smallest arena accepted: the longest source and
+// structured data an entry may carry plus MinMsgRoom bytes of message, so
+// that every entry fits (its message cut if need be). Callers that want
+// messages of n bytes kept whole need MaxSourceLen+MaxSDLen+n.
+const MinBytes = MaxSourceLen + MaxSDLen + MinMsgRoom
+
+// MinMsgRoom is the message room the smallest arena leaves beside the
+// longest source and structured data.
+const MinMsgRoom = 1024
 
 // New makes a ring. Sequence numbers start at 1, so that a cursor of 0
 // means "before everything".
@@ -397,15 +403,6 @@ func (r *Ring) Touch(f *Follower) {
 	r.mu.Lock()
 	f.progressAt = time.Now()
 	r.mu.Unlock()
-}
-
-// Seek moves a follower's position.
-func (r *Ring) Seek(f *Follower, cursor uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	f.pos = cursor
-	f.progressAt = time.Now()
-	r.signalProgress()
 }
 
 func (r *Ring) signalProgress() {

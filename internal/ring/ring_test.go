@@ -128,6 +128,33 @@ func TestWrapByBytesKeepsContent(t *testing.T) {
 	}
 }
 
+// TestLongestFieldsFitSmallestArena: the smallest arena New accepts holds
+// an entry with the longest source and structured data, its message cut
+// to what is left.
+func TestLongestFieldsFitSmallestArena(t *testing.T) {
+	r := mustNew(t, Config{MaxEntries: 4, MaxBytes: MinBytes})
+	src := bytes.Repeat([]byte("s"), MaxSourceLen)
+	sd := bytes.Repeat([]byte("d"), MaxSDLen)
+	for i, msg := range [][]byte{bytes.Repeat([]byte("m"), 2*MinBytes), []byte("short")} {
+		seq := r.Append(Entry{Source: src, SD: sd, Msg: msg})
+		b, msgs := readAll(r, seq)
+		if len(b.Entries) != 1 {
+			t.Fatalf("entry %d: read %d entries, want 1", i, len(b.Entries))
+		}
+		want, trunc := string(msg), false
+		if len(want) > MinMsgRoom {
+			want, trunc = want[:MinMsgRoom], true
+		}
+		e := b.Entries[0]
+		if msgs[0] != want || (e.Flags&FlagTruncated != 0) != trunc {
+			t.Errorf("entry %d: %d bytes, flags %b; want %d bytes, truncated %v", i, len(msgs[0]), e.Flags, len(want), trunc)
+		}
+		if !bytes.Equal(e.Source, src) || !bytes.Equal(e.SD, sd) {
+			t.Errorf("entry %d: source or structured data changed", i)
+		}
+	}
+}
+
 func TestOversizedEntryIsCut(t *testing.T) {
 	r := mustNew(t, Config{MaxEntries: 4, MaxBytes: MinBytes})
 	r.Append(entry("src", string(bytes.Repeat([]byte("x"), 3*MinBytes))))

@@ -76,7 +76,7 @@ type Server struct {
 	cfg     Config
 	conn    *net.UnixConn
 	raw     syscall.RawConn
-	created os.FileInfo // the socket file Listen made, to remove on Close
+	created *sockfile.File // the socket file Listen made, to remove on Close
 
 	serving   atomic.Bool
 	closeOnce sync.Once
@@ -119,25 +119,24 @@ func Listen(c Config) (*Server, error) {
 	if c.Location == nil {
 		c.Location = time.Local
 	}
-	if err := sockfile.RemoveStale(c.Path, "unixgram"); err != nil {
-		return nil, fmt.Errorf("syslogd: listen on %s: %w", c.Path, err)
-	}
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: c.Path, Net: "unixgram"})
+	var conn *net.UnixConn
+	file, err := sockfile.Bind(c.Path, "unixgram", func() (err error) {
+		conn, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: c.Path, Net: "unixgram"})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("syslogd: listen on %s: %w", c.Path, err)
 	}
 	s, err := New(conn, c)
 	if err != nil {
+		file.Remove()
 		conn.Close()
 		return nil, err
 	}
-	if s.created, err = os.Lstat(c.Path); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("syslogd: stat new socket %s: %w", c.Path, err)
-	}
+	s.created = file
 	if err := os.Chmod(c.Path, c.Perm); err != nil {
+		file.Remove()
 		conn.Close()
-		os.Remove(c.Path)
 		return nil, fmt.Errorf("syslogd: chmod %s to %v: %w", c.Path, c.Perm, err)
 	}
 	return s, nil
@@ -181,18 +180,13 @@ func (s *Server) Addr() string { return s.cfg.Path }
 // with Serve, which then returns nil.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		// Before closing: the open socket keeps its file's inode number,
+		// by which the file is told apart, from being reused.
+		if err := s.created.Remove(); err != nil {
+			s.closeErr = fmt.Errorf("syslogd: %w", err)
+		}
 		if err := s.conn.Close(); err != nil {
-			s.closeErr = fmt.Errorf("syslogd: close %s: %w", s.cfg.Path, err)
-		}
-		if s.created == nil {
-			return // New: the path is not ours
-		}
-		fi, err := os.Lstat(s.cfg.Path)
-		if err != nil || !os.SameFile(fi, s.created) {
-			return // gone, or replaced by someone else's: not ours to remove
-		}
-		if err := os.Remove(s.cfg.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.closeErr = errors.Join(s.closeErr, fmt.Errorf("syslogd: remove %s: %w", s.cfg.Path, err))
+			s.closeErr = errors.Join(s.closeErr, fmt.Errorf("syslogd: close %s: %w", s.cfg.Path, err))
 		}
 	})
 	return s.closeErr

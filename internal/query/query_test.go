@@ -1,0 +1,192 @@
+package query
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lklog/lklog/internal/ring"
+)
+
+// serve starts a Server on a unix socket in a temporary directory and
+// returns the socket's path.
+func serve(t *testing.T, s *Server) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "q.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Serve(ctx, l)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return path
+}
+
+type record struct {
+	Type  string `json:"type"`
+	Seq   uint64 `json:"seq"`
+	Next  uint64 `json:"next"`
+	First uint64 `json:"first"`
+	Lost  uint64 `json:"lost"`
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// request sends req and returns the reply's records until the connection
+// ends (at most 30 s).
+func request(t *testing.T, path, req string) []record {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	var recs []record
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		var r record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("reply line %q: %v", sc.Text(), err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// TestDumpOfEvictedCursorEndsAtRequest: a dump after a cursor the ring
+// no longer holds starts at the oldest entry and still ends where the ring
+// ended when the request arrived, however fast writers go meanwhile.
+func TestDumpOfEvictedCursorEndsAtRequest(t *testing.T) {
+	rg, err := ring.New(ring.Config{MaxEntries: 100, MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Ring: rg, Instance: "inst", MaxReaders: 4}
+	path := serve(t, s)
+	for range 300 {
+		rg.Append(ring.Entry{Source: []byte("w"), Msg: []byte("x")})
+	}
+	stopWriting := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stopWriting:
+				return
+			default:
+			}
+			rg.Append(ring.Entry{Source: []byte("w"), Msg: []byte("x")})
+		}
+	}()
+	defer func() {
+		close(stopWriting)
+		wg.Wait()
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; i < 300 && time.Now().Before(deadline); i++ {
+		recs := request(t, path, `{"mode":"dump","after":{"instance":"inst","seq":1}}`+"\n")
+		if len(recs) < 2 || recs[0].Type != "hello" || recs[len(recs)-1].Type != "end" {
+			t.Fatalf("dump %d: reply %+v", i, recs)
+		}
+		next := recs[0].Next
+		if end := recs[len(recs)-1].Seq; end != next {
+			t.Fatalf("dump %d: end record %d, hello next %d", i, end, next)
+		}
+		for _, r := range recs[1 : len(recs)-1] {
+			if r.Type == "" && r.Seq >= next {
+				t.Fatalf("dump %d: entry %d was added after the request (hello next %d)", i, r.Seq, next)
+			}
+			if r.Type == "gap" && r.Seq > next {
+				t.Fatalf("dump %d: gap up to %d, beyond the request's end %d", i, r.Seq, next)
+			}
+		}
+	}
+}
+
+// TestStalledClientFreesSlot: a client that sends a request and then reads
+// nothing is disconnected after StallTimeout, so it cannot hold the only
+// reader slot forever; this is counted and reported.
+func TestStalledClientFreesSlot(t *testing.T) {
+	rg, err := ring.New(ring.Config{MaxEntries: 10000, MaxBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logs []string
+	s := &Server{Ring: rg, Instance: "inst", MaxReaders: 1, StallTimeout: 300 * time.Millisecond,
+		Logf: func(_ uint8, format string, args ...any) {
+			mu.Lock()
+			logs = append(logs, fmt.Sprintf(format, args...))
+			mu.Unlock()
+		}}
+	path := serve(t, s)
+	msg := []byte(strings.Repeat("x", 1000))
+	for range 8000 { // 8 MB: far more than the socket buffers hold
+		rg.Append(ring.Entry{Source: []byte("w"), Msg: msg})
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(`{"mode":"dump+follow"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	// It reads the start of its reply (so it holds the slot), then
+	// nothing more. Another client gets the slot once it is given up on.
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	start := make([]byte, 16)
+	if _, err := io.ReadFull(c, start); err != nil || string(start) != `{"type":"hello",` {
+		t.Fatalf("start of the reply: %q, %v", start, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		recs := request(t, path, `{"mode":"dump","tail":1}`+"\n")
+		if len(recs) > 0 && recs[0].Type == "hello" {
+			break
+		}
+		if len(recs) != 1 || recs[0].Code != "busy" {
+			t.Fatalf("reply while the slot is taken: %+v", recs)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled client still holds the only reader slot after 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := s.Stalled(); n != 1 {
+		t.Errorf("Stalled() = %d, want 1", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	found := false
+	for _, l := range logs {
+		if strings.Contains(l, "gave up on a reader") && strings.Contains(l, "(1 readers given up on so far)") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("not reported: %q", logs)
+	}
+}
