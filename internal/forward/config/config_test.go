@@ -1,0 +1,104 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseURL(t *testing.T) {
+	d := Drain{URL: "syslog+tls://logs.example.com?ca=/etc/ca.pem&servername=x&sources=a*,b&severity=warning&spool=10M"}
+	p, err := d.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Addr != "logs.example.com:6514" || p.TLS.CA != "/etc/ca.pem" || p.TLS.ServerName != "x" ||
+		strings.Join(p.Sources, "|") != "a*|b" || *p.MinSeverity != 4 || p.SpoolBytes != 10<<20 || !ValidID(p.ID) {
+		t.Fatalf("%+v", p)
+	}
+	// The same drain gets the same ID.
+	d2 := Drain{URL: d.URL}
+	p2, _ := d2.Parse()
+	if p2.ID != p.ID {
+		t.Fatalf("ids %s %s", p.ID, p2.ID)
+	}
+	for _, c := range []struct{ url, want string }{
+		{"syslog+udp://h", "h:514"}, {"relp://[::1]:2000", "[::1]:2000"}, {"syslog://h:1", "h:1"},
+	} {
+		d := Drain{URL: c.url}
+		if p, err := d.Parse(); err != nil || p.Addr != c.want {
+			t.Errorf("%s: %v %v", c.url, p.Addr, err)
+		}
+	}
+	for _, bad := range []string{
+		"http://h", "syslog://", "syslog://h:99999", "syslog://h?ca=x", "syslog+udp://h?framing=lf",
+		"syslog+udp://h?maxsize=100", "syslog://h?bogus=1", "syslog://h?severity=loud", "syslog://h/path",
+		"syslog://h?sources=[", "syslog://h?id=a/b", "relp://h?format=json",
+	} {
+		d := Drain{URL: bad}
+		if _, err := d.Parse(); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	d := Drain{URL: "syslog+tls://user:hunter2@h?token=abc&bogus=1"}
+	_, err := d.Parse()
+	if err == nil || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "abc") {
+		t.Fatalf("error %v", err)
+	}
+	if got := Redact("relp://u:p@h:1"); got != "relp://u:xxxxx@h:1" {
+		t.Fatal(got)
+	}
+	if got := Redact("relp://u:p@h:1%zz"); strings.Contains(got, "u:p") {
+		t.Fatal(got)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	urlFile := filepath.Join(dir, "url")
+	os.WriteFile(urlFile, []byte("relp://user:secret@10.0.0.1:2514\n"), 0o600)
+	good := filepath.Join(dir, "good.yml")
+	os.WriteFile(good, []byte(`hostname: vm1
+drains:
+  - id: central
+    url: syslog+tls://logs:6514
+    sources: ["onboot.*", sshd]
+    exclude: [noisy]
+    severity: info
+    spool_bytes: 1048576
+    tls:
+      ca: /etc/ca.pem
+      cert: /etc/c.pem
+      key: /etc/k.pem
+  - url_file: `+urlFile+`
+`), 0o600)
+	f, err := LoadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Hostname != "vm1" || len(f.Drains) != 2 || f.Drains[0].ID != "central" || f.Drains[0].TLS.Key != "/etc/k.pem" || f.Drains[1].URL != "relp://user:secret@10.0.0.1:2514" {
+		t.Fatalf("%+v", f)
+	}
+	bad := filepath.Join(dir, "bad.yml")
+	os.WriteFile(bad, []byte("drains:\n  - url: syslog://h\n    colour: red\n"), 0o600)
+	if _, err := LoadFile(bad); err == nil || !strings.Contains(err.Error(), "colour") {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"10": 10, "4K": 4096, "1MiB": 1 << 20, "2g": 2 << 30} {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("%s: %d %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "x", "-1", "1T"} {
+		if _, err := ParseBytes(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
