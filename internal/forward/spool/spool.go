@@ -657,6 +657,35 @@ func (s *Spool) Last() ([][]byte, error) {
 	return out, nil
 }
 
+// BeforeAck returns the payloads of the acknowledged position's segment
+// that come before that position (a caller that writes headers finds the
+// one in effect there).
+func (s *Spool) BeforeAck() ([][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gi := s.segIndex(s.ack.Seg)
+	if gi < 0 {
+		return nil, nil
+	}
+	g := s.segs[gi]
+	var out [][]byte
+	off := uint64(0)
+	for off < s.ack.Off {
+		recs, next, bad, err := s.readSeg(g, off, int(s.ack.Off-off))
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			out = append(out, r.Payload)
+		}
+		if bad || next == off {
+			break
+		}
+		off = next
+	}
+	return out, nil
+}
+
 // Stats returns the spool's figures.
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
