@@ -59,9 +59,9 @@ type File struct {
 // Parsed is a drain with its URL taken apart.
 type Parsed struct {
 	Drain
-	Scheme   string
-	Addr     string // host:port
-	Host     string
+	Scheme string
+	Addr   string // host:port
+	Host   string
 	// MinSeverity is the route's severity bound (nil: all).
 	MinSeverity *int
 }
