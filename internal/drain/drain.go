@@ -40,9 +40,10 @@ type Conn interface {
 	// Send sends msgs after those sent before on this connection.
 	Send(msgs []Message) error
 	// Acked returns how many of the messages sent on this connection
-	// the peer has taken so far, in order, waiting up to wait for it to
-	// take all of them. An error means the connection is broken: what
-	// was not acknowledged must be sent again on a new one.
+	// the peer has taken so far, in order. Unless the peer has taken
+	// all, it waits up to wait for it to take more. An error means the
+	// connection is broken: what was not acknowledged must be sent
+	// again on a new one.
 	Acked(ctx context.Context, wait time.Duration) (uint64, error)
 	// Close closes the connection.
 	Close() error

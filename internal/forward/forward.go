@@ -621,12 +621,12 @@ func (dr *Drain) send(ctx context.Context) {
 				continue
 			}
 			got := false
-			if countMsgs(inflight) < window {
+			if room := window - countMsgs(inflight); room > 0 {
 				rctx := ctx
 				if len(inflight) > 0 {
 					rctx = nonBlocking
 				}
-				recs, lost, damaged, err := dr.sp.Read(rctx, 256<<10)
+				recs, lost, damaged, err := dr.sp.Read(rctx, 256<<10, room)
 				if err != nil && ctx.Err() != nil {
 					break
 				}

@@ -370,16 +370,16 @@ func (c *conn) readReplies() {
 }
 
 func (c *conn) Acked(ctx context.Context, wait time.Duration) (uint64, error) {
+	c.mu.Lock()
+	start := c.acked
+	c.mu.Unlock()
 	var t *time.Timer
 	for {
 		c.mu.Lock()
 		acked, sent, err := c.acked, c.sent, c.err
 		c.mu.Unlock()
-		if err != nil {
+		if err != nil || acked == sent || acked > start || wait <= 0 {
 			return acked, err
-		}
-		if acked == sent || wait <= 0 {
-			return acked, nil
 		}
 		if t == nil {
 			t = time.NewTimer(wait)

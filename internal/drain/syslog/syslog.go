@@ -215,6 +215,7 @@ func (c *tcpConn) outq() (uint64, error) {
 func (c *tcpConn) Acked(ctx context.Context, wait time.Duration) (uint64, error) {
 	deadline := time.Now().Add(wait)
 	pause := 100 * time.Microsecond
+	start := c.acked
 	for {
 		q, err := c.outq()
 		if err != nil {
@@ -225,7 +226,7 @@ func (c *tcpConn) Acked(ctx context.Context, wait time.Duration) (uint64, error)
 			c.acked = c.ends[0].msgs
 			c.ends = c.ends[1:]
 		}
-		if c.acked == c.sent || !time.Now().Before(deadline) {
+		if c.acked == c.sent || c.acked > start || !time.Now().Before(deadline) {
 			select {
 			case <-c.dead:
 				return c.acked, c.err

@@ -471,11 +471,12 @@ func (s *Spool) dropOldest() error {
 
 // Read returns the next records after the previous Read (starting at the
 // acknowledged position after Open), waiting until there is at least one
-// or lost entries to report, or ctx ends. lost is the number of entries
+// or lost entries to report, or ctx ends; at most maxRecs records (0: no
+// bound) of about maxBytes. lost is the number of entries
 // dropped (spool full) before they could be read; damaged is set when a
 // damaged record was skipped (its entries are lost, number unknown). The
 // records stay valid after later calls.
-func (s *Spool) Read(ctx context.Context, maxBytes int) (recs []Rec, lost uint64, damaged bool, err error) {
+func (s *Spool) Read(ctx context.Context, maxBytes, maxRecs int) (recs []Rec, lost uint64, damaged bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
@@ -496,6 +497,9 @@ func (s *Spool) Read(ctx context.Context, maxBytes int) (recs []Rec, lost uint64
 			rs, next, bad, err := s.readSeg(g, s.read.Off, maxBytes)
 			if err != nil {
 				return nil, 0, false, err
+			}
+			if maxRecs > 0 && len(rs) > maxRecs {
+				rs, next, bad = rs[:maxRecs], rs[maxRecs-1].End.Off, false
 			}
 			s.read.Off = next
 			if bad {

@@ -17,7 +17,7 @@ func readN(t *testing.T, s *Spool, n int) (got []string, lost uint64, last Pos) 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for len(got) < n {
-		recs, l, damaged, err := s.Read(ctx, 4096)
+		recs, l, damaged, err := s.Read(ctx, 4096, 0)
 		if err != nil {
 			t.Fatalf("Read after %d records: %v", len(got), err)
 		}
@@ -82,7 +82,7 @@ func TestAppendReadAckReopen(t *testing.T) {
 		var ackAt Pos
 		n := 0
 		for n < 150 {
-			recs, _, _, err := s.Read(ctx, 1)
+			recs, _, _, err := s.Read(ctx, 1, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +176,7 @@ func TestDropCounts(t *testing.T) {
 		}
 		var got []string
 		ctx := context.Background()
-		recs, lost, _, err := s.Read(ctx, 1<<20)
+		recs, lost, _, err := s.Read(ctx, 1<<20, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func TestDropCounts(t *testing.T) {
 			if len(got) > 0 && got[len(got)-1] == "entry 999" {
 				break
 			}
-			recs, _, _, err = s.Read(ctx, 1<<20)
+			recs, _, _, err = s.Read(ctx, 1<<20, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +212,7 @@ func TestReadWaits(t *testing.T) {
 	defer s.Close()
 	done := make(chan string, 1)
 	go func() {
-		recs, _, _, err := s.Read(context.Background(), 100)
+		recs, _, _, err := s.Read(context.Background(), 100, 0)
 		if err != nil || len(recs) != 1 {
 			done <- fmt.Sprint(err, len(recs))
 			return
@@ -230,7 +230,7 @@ func TestReadWaits(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, _, _, err := s.Read(ctx, 100); err == nil {
+	if _, _, _, err := s.Read(ctx, 100, 0); err == nil {
 		t.Fatal("Read with a cancelled context and nothing to read returned no error")
 	}
 }
