@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lklog/lklog/internal/vm/yml"
 )
 
 func TestParseURL(t *testing.T) {
@@ -100,5 +102,36 @@ func TestParseBytes(t *testing.T) {
 		if _, err := ParseBytes(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+// The configuration examples/forward.yml drops into the image parses.
+func TestExampleConfig(t *testing.T) {
+	src, err := os.ReadFile("../../../examples/forward.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := yml.ParseConfig(string(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range cfg.Files {
+		if f.Path != "etc/logforward/forward.yml" {
+			continue
+		}
+		found = true
+		p := filepath.Join(t.TempDir(), "forward.yml")
+		os.WriteFile(p, []byte(f.Contents), 0o600)
+		c, err := LoadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Drains) != 2 || c.Drains[0].TLS.CA != "/etc/logforward/ca.pem" || c.Drains[1].Severity != "warning" {
+			t.Fatalf("%+v", c)
+		}
+	}
+	if !found {
+		t.Fatal("examples/forward.yml has no etc/logforward/forward.yml")
 	}
 }
