@@ -111,7 +111,10 @@ type Status struct {
 	Gaps uint64 `json:"gaps"`
 	// Lag is how many entries memlogd has that the destination has not
 	// taken yet (as far as logforward has read).
-	Lag            uint64    `json:"lag"`
+	Lag uint64 `json:"lag"`
+	// AckedSeq is memlogd's sequence number of the last entry the
+	// destination took.
+	AckedSeq       uint64    `json:"acked_seq"`
 	ConnectedSince time.Time `json:"connected_since,omitzero"`
 	LastError      string    `json:"last_error,omitempty"`
 	Reading        bool      `json:"reading_memlogd"`
@@ -238,6 +241,7 @@ func (dr *Drain) status() Status {
 	if dr.cursor.Seq > dr.acked {
 		st.Lag = dr.cursor.Seq - dr.acked
 	}
+	st.AckedSeq = dr.acked
 	dr.mu.Unlock()
 	ss := dr.sp.Stats()
 	st.SpooledEntries, st.SpooledBytes, st.MemorySpool = ss.Entries, ss.Bytes, ss.Memory
