@@ -453,6 +453,8 @@ func (dr *Drain) readSession(ctx context.Context, syncTick <-chan time.Time) (bo
 	go func() {
 		for {
 			var b [][]byte
+			// One buffer per batch rather than one per line.
+			buf := make([]byte, 0, 128<<10)
 			for len(b) < 1024 {
 				line, err := s.NextRaw()
 				if err != nil {
@@ -471,10 +473,13 @@ func (dr *Drain) readSession(ctx context.Context, syncTick <-chan time.Time) (bo
 				} else if !bytes.HasPrefix(line, []byte(`{"seq":`)) {
 					continue
 				}
-				p := make([]byte, 1+len(line))
-				p[0] = kind
-				copy(p[1:], line)
-				b = append(b, p)
+				if len(buf)+1+len(line) > cap(buf) {
+					buf = make([]byte, 0, max(128<<10, 1+len(line)))
+				}
+				start := len(buf)
+				buf = append(buf, kind)
+				buf = append(buf, line...)
+				b = append(b, buf[start:len(buf):len(buf)])
 				if !s.Buffered() {
 					break
 				}

@@ -37,6 +37,24 @@ type Formatter struct {
 	// Instance is memlogd's instance id, added with each entry's sequence
 	// number in the SDID element.
 	Instance string
+	// Times, if set, remembers the last timestamp formatted (entries
+	// read together share one).
+	Times *TimeCache
+}
+
+// TimeCache holds the last RFC 5424 timestamp formatted.
+type TimeCache struct {
+	us  int64
+	buf []byte
+}
+
+func (c *TimeCache) append(dst []byte, t time.Time) []byte {
+	us := t.UnixMicro()
+	if c.buf == nil || us != c.us {
+		c.buf = t.UTC().AppendFormat(c.buf[:0], "2006-01-02T15:04:05.000000Z")
+		c.us = us
+	}
+	return append(dst, c.buf...)
 }
 
 // Message is what a formatter needs of one entry.
@@ -81,9 +99,12 @@ func (f *Formatter) Append(dst []byte, m *Message) []byte {
 	if t.IsZero() {
 		t = m.Time
 	}
-	if t.IsZero() {
+	switch {
+	case t.IsZero():
 		dst = append(dst, '-')
-	} else {
+	case f.Times != nil:
+		dst = f.Times.append(dst, t)
+	default:
 		dst = t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z")
 	}
 	dst = append(dst, ' ')

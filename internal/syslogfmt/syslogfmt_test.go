@@ -151,6 +151,15 @@ func FuzzAppend(f *testing.F) {
 		fm := Formatter{Hostname: host, Instance: "i\"d]"}
 		m := Message{Seq: seq, Time: time.Unix(1700000000, 5), Source: src, Msg: msg, SD: sd, Facility: fac, Severity: sev, PID: pid}
 		out := fm.Append(nil, &m)
+		// With a time cache (warm, then another time) the bytes are the same.
+		tc := &TimeCache{}
+		fc := fm
+		fc.Times = tc
+		m2 := m
+		m2.Time = m.Time.Add(time.Duration(pid) * time.Microsecond)
+		if !bytes.Equal(fc.Append(nil, &m), out) || !bytes.Equal(fc.Append(nil, &m), out) || !bytes.Equal(fc.Append(nil, &m2), fm.Append(nil, &m2)) {
+			t.Fatalf("time cache changed the output of %+v", m)
+		}
 		_, gotSD, gotMsg := parse5424(t, out)
 		if gotMsg != msg {
 			t.Fatalf("msg changed: %q -> %q", msg, gotMsg)

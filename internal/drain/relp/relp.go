@@ -258,14 +258,15 @@ func (d *Dest) Connect(ctx context.Context) (drain.Conn, error) {
 }
 
 type conn struct {
-	nc   net.Conn
-	br   *bufio.Reader
-	f    syslogfmt.Formatter
-	addr string
-	buf  []byte
-	msg  []byte
-	next uint64 // next transaction number to send
-	sent uint64
+	times syslogfmt.TimeCache
+	nc    net.Conn
+	br    *bufio.Reader
+	f     syslogfmt.Formatter
+	addr  string
+	buf   []byte
+	msg   []byte
+	next  uint64 // next transaction number to send
+	sent  uint64
 
 	mu           sync.Mutex
 	acked        uint64
@@ -293,6 +294,7 @@ func (c *conn) Send(msgs []drain.Message) error {
 		m := syslogfmt.FromRecord(&msgs[i].Rec)
 		f := c.f
 		f.Instance = msgs[i].Instance
+		f.Times = &c.times
 		c.msg = f.Append(c.msg[:0], &m)
 		c.buf = AppendFrame(c.buf, c.next, "syslog", c.msg)
 		c.next = nextTxnr(c.next)

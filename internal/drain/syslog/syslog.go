@@ -139,6 +139,7 @@ type batchEnd struct {
 }
 
 type tcpConn struct {
+	times   syslogfmt.TimeCache
 	tc      *net.TCPConn
 	cc      *countConn
 	w       net.Conn
@@ -184,6 +185,7 @@ func (c *tcpConn) Send(msgs []drain.Message) error {
 		m := syslogfmt.FromRecord(&msgs[i].Rec)
 		f := c.f
 		f.Instance = msgs[i].Instance
+		f.Times = &c.times
 		c.msg = f.Append(c.msg[:0], &m)
 		c.buf = syslogfmt.AppendFrame(c.buf, c.framing, c.msg)
 	}
@@ -262,11 +264,12 @@ func (c *tcpConn) Acked(ctx context.Context, wait time.Duration) (uint64, error)
 func (c *tcpConn) Close() error { return c.w.Close() }
 
 type udpConn struct {
-	c    net.Conn
-	f    syslogfmt.Formatter
-	max  int
-	msg  []byte
-	sent uint64
+	times syslogfmt.TimeCache
+	c     net.Conn
+	f     syslogfmt.Formatter
+	max   int
+	msg   []byte
+	sent  uint64
 }
 
 // Cut shortens a formatted message to at most limit bytes, at a UTF-8
@@ -287,6 +290,7 @@ func (c *udpConn) Send(msgs []drain.Message) error {
 		m := syslogfmt.FromRecord(&msgs[i].Rec)
 		f := c.f
 		f.Instance = msgs[i].Instance
+		f.Times = &c.times
 		c.msg = f.Append(c.msg[:0], &m)
 		if len(c.msg) > c.max {
 			m.Cut = len(c.msg)
