@@ -157,7 +157,9 @@ func FuzzAppend(f *testing.F) {
 		fc.Times = tc
 		m2 := m
 		m2.Time = m.Time.Add(time.Duration(pid) * time.Microsecond)
-		if !bytes.Equal(fc.Append(nil, &m), out) || !bytes.Equal(fc.Append(nil, &m), out) || !bytes.Equal(fc.Append(nil, &m2), fm.Append(nil, &m2)) {
+		cold := fc.Append(nil, &m)
+		warm := fc.Append(nil, &m)
+		if !bytes.Equal(cold, out) || !bytes.Equal(warm, out) || !bytes.Equal(fc.Append(nil, &m2), fm.Append(nil, &m2)) {
 			t.Fatalf("time cache changed the output of %+v", m)
 		}
 		_, gotSD, gotMsg := parse5424(t, out)
