@@ -315,6 +315,14 @@ func Redact(raw string) string {
 		}
 		return "(unparseable URL hidden)"
 	}
+	if u.Opaque != "" || u.Host == "" {
+		// Not scheme://host...: no telling where a password might be.
+		return u.Scheme + "://(URL without a host hidden)"
+	}
+	u.Fragment, u.RawFragment = "", ""
+	if strings.Contains(u.Path, "@") {
+		u.Path, u.RawPath = "/(hidden)", ""
+	}
 	if u.User != nil {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")

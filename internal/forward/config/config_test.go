@@ -135,3 +135,28 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal("examples/forward.yml has no etc/logforward/forward.yml")
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	f.Add("syslog+tls://u:secret@h:6514?ca=/x&sources=a*,b&severity=warning&spool=1M")
+	f.Add("relp://[::1]?window=5")
+	f.Add("syslog+udp://h?maxsize=480")
+	f.Fuzz(func(t *testing.T, u string) {
+		d := Drain{URL: u}
+		p, err := d.Parse()
+		if err != nil {
+			if strings.Contains(err.Error(), "secret") && !strings.Contains(u, "secret@") && strings.Contains(u, "secret") {
+				return // the word is elsewhere in the URL, not a password
+			}
+			if strings.Contains(u, ":secret@") && strings.Contains(err.Error(), ":secret@") {
+				t.Fatalf("password in error: %v", err)
+			}
+			return
+		}
+		if !ValidID(p.ID) || p.Addr == "" || p.Host == "" {
+			t.Fatalf("parsed %q as %+v", u, p)
+		}
+		if _, err := ParseBytes(strings.TrimPrefix(u, "syslog")); err == nil && u == "" {
+			t.Fatal("empty size parsed")
+		}
+	})
+}
