@@ -177,3 +177,25 @@ func TestOutageTCP(t *testing.T) {
 	}
 	t.Logf("%d duplicates", dups)
 }
+
+// -wait-mount: a state directory on the root file system is not used
+// (spools go to memory, and logforward says so); one on another mount is.
+func TestWaitMount(t *testing.T) {
+	d := testutil.Start(t)
+	state := t.TempDir()
+	point, err := mountPoint(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startForward(t, d, state, "-wait-mount", "-wait-mount-timeout", "500ms", "-drain", "syslog://127.0.0.1:9")
+	st := status(t, f)
+	if point == "/" {
+		if !st.Drains[0].MemorySpool || !strings.Contains(f.Output(), "still on the root file system") {
+			t.Fatalf("on /: %+v\n%s", st.Drains[0], f.Output())
+		}
+		return
+	}
+	if st.Drains[0].MemorySpool {
+		t.Fatalf("%s is on %s, yet the spool is in memory:\n%s", state, point, f.Output())
+	}
+}
