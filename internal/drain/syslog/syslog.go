@@ -3,9 +3,10 @@
 // (RFC 6587), or over TLS (RFC 5425).
 //
 // TCP has no application acknowledgement. A message counts as taken once
-// the peer's TCP has acknowledged its last byte: the bytes written minus
-// the socket's unacknowledged bytes (SIOCOUTQ). What is in flight when a
-// connection breaks is sent again on the next one.
+// the peer's TCP has acknowledged its last byte (TCP_INFO bytes_acked, or
+// the bytes written minus the socket's unacknowledged bytes, SIOCOUTQ).
+// What is in flight when a connection breaks is sent again on the next
+// one.
 package syslog
 
 import (
@@ -92,6 +93,14 @@ func (d *Dest) Connect(ctx context.Context) (drain.Conn, error) {
 	}
 	tc := raw.(*net.TCPConn)
 	cc := &countConn{Conn: raw}
+	var ackBase uint64
+	if rc, err := tc.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+				ackBase = info.Bytes_acked
+			}
+		})
+	}
 	var w net.Conn = cc
 	if d.o.TLS != nil {
 		host, _, _ := net.SplitHostPort(d.o.Addr)
@@ -107,7 +116,7 @@ func (d *Dest) Connect(ctx context.Context) (drain.Conn, error) {
 		}
 		w = t
 	}
-	c := &tcpConn{tc: tc, cc: cc, w: w, f: f, framing: d.o.Framing, dead: make(chan struct{})}
+	c := &tcpConn{tc: tc, cc: cc, w: w, f: f, framing: d.o.Framing, dead: make(chan struct{}), ackBase: ackBase}
 	go c.watch()
 	return c, nil
 }
@@ -150,6 +159,7 @@ type tcpConn struct {
 	sent    uint64
 	acked   uint64
 	ends    []batchEnd
+	ackBase uint64 // TCP_INFO bytes_acked at connect (the SYN)
 	dead    chan struct{}
 	err     error // set before dead is closed
 }
@@ -197,21 +207,50 @@ func (c *tcpConn) Send(msgs []drain.Message) error {
 	return nil
 }
 
-// outq returns the bytes the peer has not acknowledged yet.
-func (c *tcpConn) outq() (uint64, error) {
+// peerAcked returns how many of the bytes written since the connection
+// was made the peer's TCP has acknowledged: TCP_INFO's cumulative
+// bytes_acked (less its value at connect, which counts the SYN). Unlike
+// written minus SIOCOUTQ it stays right after a reset, which purges the
+// send queue (SIOCOUTQ then says 0 though those bytes never arrived);
+// SIOCOUTQ is the fallback while the connection is established.
+func (c *tcpConn) peerAcked() (uint64, error) {
 	rc, err := c.tc.SyscallConn()
 	if err != nil {
 		return 0, err
 	}
-	var n int
-	var ierr error
-	if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil {
+	var (
+		info *unix.TCPInfo
+		ierr error
+		q    int
+		qerr error
+	)
+	if err := rc.Control(func(fd uintptr) {
+		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		q, qerr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+	}); err != nil {
 		return 0, err
 	}
-	if ierr != nil {
-		return 0, fmt.Errorf("SIOCOUTQ: %w", ierr)
+	if ierr == nil && info.Bytes_acked >= c.ackBase && (info.Bytes_acked > 0 || info.State != tcpEstablished) {
+		return info.Bytes_acked - c.ackBase, nil
 	}
-	return uint64(n), nil
+	if qerr != nil {
+		return 0, fmt.Errorf("SIOCOUTQ: %w", qerr)
+	}
+	if ierr == nil && info.State != tcpEstablished {
+		// Without bytes_acked a queue length read now cannot be trusted.
+		return 0, nil
+	}
+	return c.cc.written() - min(uint64(q), c.cc.written()), nil
+}
+
+const tcpEstablished = 1
+
+// take moves acked past the batches whose last byte the peer acknowledged.
+func (c *tcpConn) take(done uint64) {
+	for len(c.ends) > 0 && c.ends[0].raw <= done {
+		c.acked = c.ends[0].msgs
+		c.ends = c.ends[1:]
+	}
 }
 
 func (c *tcpConn) Acked(ctx context.Context, wait time.Duration) (uint64, error) {
@@ -219,18 +258,17 @@ func (c *tcpConn) Acked(ctx context.Context, wait time.Duration) (uint64, error)
 	pause := 100 * time.Microsecond
 	start := c.acked
 	for {
-		q, err := c.outq()
+		done, err := c.peerAcked()
 		if err != nil {
 			return c.acked, err
 		}
-		done := c.cc.written() - q
-		for len(c.ends) > 0 && c.ends[0].raw <= done {
-			c.acked = c.ends[0].msgs
-			c.ends = c.ends[1:]
-		}
+		c.take(done)
 		if c.acked == c.sent || c.acked > start || !time.Now().Before(deadline) {
 			select {
 			case <-c.dead:
+				if c.acked == c.sent {
+					return c.acked, nil
+				}
 				return c.acked, c.err
 			default:
 			}
@@ -243,13 +281,9 @@ func (c *tcpConn) Acked(ctx context.Context, wait time.Duration) (uint64, error)
 			return c.acked, ctx.Err()
 		case <-c.dead:
 			t.Stop()
-			// Bytes acknowledged before the end still count: look once more.
-			if q, err := c.outq(); err == nil {
-				done := c.cc.written() - q
-				for len(c.ends) > 0 && c.ends[0].raw <= done {
-					c.acked = c.ends[0].msgs
-					c.ends = c.ends[1:]
-				}
+			// Bytes acknowledged before the end still count.
+			if done, err := c.peerAcked(); err == nil {
+				c.take(done)
 			}
 			if c.acked == c.sent {
 				return c.acked, nil
