@@ -7,4 +7,5 @@ require (
 	github.com/moby/sys/mountinfo v0.7.3 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	gopkg.in/mcuadros/go-syslog.v2 v2.3.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1
 )

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages the tests use (as root; does nothing for
-# what is already there). QEMU, the guest kernel and busybox are fetched by
-# tools/vmtest on first use.
+# what is already there); rsyslog with its TLS and RELP modules is the
+# receiver logforward's tests ship to. QEMU, the guest kernel and busybox
+# are fetched by tools/vmtest on first use.
 set -eu
 need=""
 command -v logger >/dev/null 2>&1 || need="$need bsdutils"
@@ -9,6 +10,9 @@ command -v unshare >/dev/null 2>&1 || need="$need util-linux"
 command -v debugfs >/dev/null 2>&1 || need="$need e2fsprogs"
 command -v busybox >/dev/null 2>&1 || need="$need busybox"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
+for p in rsyslog rsyslog-gnutls rsyslog-openssl rsyslog-relp; do
+	dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+done
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "deps: missing$need; run as root or install them" >&2
