@@ -118,6 +118,8 @@ type Status struct {
 	ConnectedSince time.Time `json:"connected_since,omitzero"`
 	LastError      string    `json:"last_error,omitempty"`
 	Reading        bool      `json:"reading_memlogd"`
+	// Delivery: batching destinations' own counts.
+	Delivery *drain.Report `json:"delivery,omitempty"`
 }
 
 // Drain is one running drain.
@@ -243,6 +245,13 @@ func (dr *Drain) status() Status {
 	}
 	st.AckedSeq = dr.acked
 	dr.mu.Unlock()
+	if r, ok := dr.dest.(drain.Reporter); ok {
+		rep := r.Report()
+		st.Delivery = &rep
+		if rep.Retrying && st.State == "connected" {
+			st.State, st.LastError = "retrying", rep.LastError
+		}
+	}
 	ss := dr.sp.Stats()
 	st.SpooledEntries, st.SpooledBytes, st.MemorySpool = ss.Entries, ss.Bytes, ss.Memory
 	return st
