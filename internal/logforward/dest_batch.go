@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/lklog/lklog/internal/drain/httpdrain"
 	"github.com/lklog/lklog/internal/drain/jsonlines"
 	"github.com/lklog/lklog/internal/drain/loki"
+	"github.com/lklog/lklog/internal/drain/redis"
 	"github.com/lklog/lklog/internal/forward/config"
 	"github.com/lklog/lklog/internal/syslogfmt"
 )
@@ -48,6 +50,8 @@ func newBatchDest(p config.Parsed, hostname string, logf func(string, ...any)) (
 	switch p.Scheme {
 	case "http", "https", "elasticsearch+http", "elasticsearch+https", "loki+http", "loki+https", "otlp+http", "otlp+https":
 		d, err = newHTTP(p, o, bo, tc, meta, hostname)
+	case "redis", "rediss":
+		d, err = newRedis(p, o, bo, tc, hostname)
 	default:
 		err = fmt.Errorf("scheme %q not supported", p.Scheme)
 	}
@@ -119,4 +123,43 @@ func newHTTP(p config.Parsed, o *batch.Opts, bo batch.Options, tc *tls.Config, m
 		return nil, err
 	}
 	return d.Dest, nil
+}
+
+func newRedis(p config.Parsed, o *batch.Opts, bo batch.Options, tc *tls.Config, hostname string) (drain.Destination, error) {
+	ro := redis.Options{Addr: p.Addr, TLS: tc, Key: o.Str("redis_key", "logtube"),
+		Stream:  o.OneOf("type", "list", "list", "stream") == "stream",
+		MaxLen:  o.Int("maxlen", 1000000, 1, 1<<40),
+		Timeout: o.Duration("timeout", 10*time.Second, time.Hour),
+		Event: redis.Event{Host: hostname, Env: o.Str("env", "default"), Project: o.Str("project", "lklog"),
+			Topic: o.OneOf("topic", "severity", "severity", "source")},
+	}
+	switch p.Format {
+	case "", "compact":
+	case "standard":
+		ro.Event.Standard = true
+	default:
+		return nil, fmt.Errorf("drain %s: format %q: want compact or standard", config.Redact(p.URL), p.Format)
+	}
+	if db := strings.Trim(p.Path, "/"); db != "" {
+		n, err := strconv.Atoi(db)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("drain %s: the path is the database number, not %q", config.Redact(p.URL), db)
+		}
+		ro.DB = n
+	}
+	if p.User != nil {
+		pw, ok := p.User.Password()
+		if ok {
+			ro.User, ro.Password = p.User.Username(), pw
+			if ro.User == "default" {
+				ro.User = ""
+			}
+		} else {
+			// redis://:password@ and redis://password@ both mean a
+			// password alone.
+			ro.Password = p.User.Username()
+		}
+	}
+	bo.Read(o, 1)
+	return redis.New(ro, bo)
 }
