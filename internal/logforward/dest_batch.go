@@ -16,6 +16,7 @@ import (
 	"github.com/lklog/lklog/internal/drain/httpdrain"
 	"github.com/lklog/lklog/internal/drain/jsonlines"
 	"github.com/lklog/lklog/internal/drain/loki"
+	"github.com/lklog/lklog/internal/drain/nats"
 	"github.com/lklog/lklog/internal/drain/redis"
 	"github.com/lklog/lklog/internal/forward/config"
 	"github.com/lklog/lklog/internal/syslogfmt"
@@ -52,6 +53,18 @@ func newBatchDest(p config.Parsed, hostname string, logf func(string, ...any)) (
 		d, err = newHTTP(p, o, bo, tc, meta, hostname)
 	case "redis", "rediss":
 		d, err = newRedis(p, o, bo, tc, hostname)
+	case "nats":
+		no := nats.Options{Addr: p.Addr, Subject: o.Str("subject", "logs.{source}"), Meta: meta,
+			Timeout: o.Duration("timeout", 10*time.Second, time.Hour)}
+		if p.User != nil {
+			no.User = p.User.Username()
+			no.Pass, _ = p.User.Password()
+		}
+		if p.Format != "" || (p.Path != "" && p.Path != "/") {
+			return nil, fmt.Errorf("drain %s: a NATS URL has no path and no format", config.Redact(p.URL))
+		}
+		bo.Read(o, 1)
+		d, err = nats.New(no, bo)
 	default:
 		err = fmt.Errorf("scheme %q not supported", p.Scheme)
 	}
