@@ -17,6 +17,7 @@ import (
 	"github.com/lklog/lklog/internal/drain/jsonlines"
 	"github.com/lklog/lklog/internal/drain/loki"
 	"github.com/lklog/lklog/internal/drain/nats"
+	"github.com/lklog/lklog/internal/drain/otlp"
 	"github.com/lklog/lklog/internal/drain/redis"
 	"github.com/lklog/lklog/internal/forward/config"
 	"github.com/lklog/lklog/internal/syslogfmt"
@@ -125,8 +126,9 @@ func newHTTP(p config.Parsed, o *batch.Opts, bo batch.Options, tc *tls.Config, m
 		}
 		ho.Protocol = l
 		ho.Gzip = o.Bool("gzip", true)
-	default:
-		return nil, fmt.Errorf("scheme %q not supported yet", p.Scheme)
+	case "otlp":
+		ho.Protocol = &otlp.Logs{Meta: meta}
+		ho.Gzip = o.Bool("gzip", true)
 	}
 	if p.Format != "" && api != "" {
 		return nil, fmt.Errorf("drain %s: format applies to http(s) drains only", config.Redact(p.URL))

@@ -142,7 +142,6 @@ func (v *vlogs) waitCount(tenant int, q string, want int, timeout time.Duration)
 func TestVictoriaLogsHTTP(t *testing.T) {
 	v := startVictoriaLogs(t)
 	d := testutil.Start(t, "-max-lines", "20000")
-	base := "http://" + v.Addr
 	drains := []struct {
 		tenant int
 		url    string
@@ -150,6 +149,7 @@ func TestVictoriaLogsHTTP(t *testing.T) {
 		{1, "http://" + v.Addr + "/insert/jsonline?sources=app&header.AccountID=1&arg._stream_fields=host,source&arg._msg_field=msg&arg._time_field=time"},
 		{2, "elasticsearch+http://" + v.Addr + "/insert/elasticsearch/?sources=app&header.AccountID=2&arg._stream_fields=host,source&arg._msg_field=message&arg._time_field=@timestamp"},
 		{3, "loki+http://" + v.Addr + "/insert?sources=app&header.AccountID=3"},
+		{4, "otlp+http://" + v.Addr + "/insert/opentelemetry?sources=app&header.AccountID=4"},
 	}
 	var args []string
 	for _, dr := range drains {
@@ -186,5 +186,12 @@ func TestVictoriaLogsHTTP(t *testing.T) {
 	if err != nil || len(r) != 1 || r[0]["_stream"] != `{host="vm1",severity="info",source="app"}` {
 		t.Fatalf("loki: %v %v", r, err)
 	}
-	_ = base
+	r, err = v.waitQuery(4, `"app line 1234" | limit 1`, 1)
+	if err != nil || len(r) != 1 {
+		t.Fatalf("otlp: %v %v", r, err)
+	}
+	if m := r[0]; m["host.name"] != "vm1" || m["service.name"] != "app" || m["severity_text"] != "INFO" || m["severity_number"] != "9" ||
+		m["lklog.instance"] == "" || m["lklog.seq"] == "" || m["syslog.facility"] != "3" || m["host.boot_id"] == "" {
+		t.Fatalf("otlp fields: %v", m)
+	}
 }
