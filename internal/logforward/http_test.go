@@ -2,6 +2,7 @@ package logforward
 
 import (
 	"bufio"
+	"encoding/pem"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -288,4 +290,70 @@ func TestElasticItems(t *testing.T) {
 	if strings.Contains(log, secret) || strings.Contains(stOut, secret) {
 		t.Fatal("the token shows")
 	}
+}
+
+// An HTTPS drain with format=syslog (logplex style): octet-counted
+// RFC 5424 frames, Logplex-Msg-Count and a Logplex-Frame-Id, the
+// server's certificate verified against the CA given; a drain without
+// that CA is refused and delivers nothing.
+func TestHTTPSSyslogDrain(t *testing.T) {
+	s := &scripted{}
+	srv := httptest.NewTLSServer(s)
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pemCert(srv.Certificate().Raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := testutil.Start(t)
+	addr := srv.Listener.Addr().String()
+	f := startForward(t, d, t.TempDir(),
+		"-drain", "https://"+addr+"/drain?format=syslog&sources=app&servername=example.com&ca="+ca+"&id=good",
+		"-drain", "https://"+addr+"/drain?format=syslog&sources=app&id=unverified")
+	writeLines(t, d.Socketpair("app"), "app", 0, 100)
+	var frames []string
+	if !testutil.Eventually(60*time.Second, func() bool {
+		_, taken := s.snapshot()
+		frames = frames[:0]
+		for _, b := range taken {
+			for len(b) > 0 {
+				sp := strings.IndexByte(string(b), ' ')
+				n, err := strconv.Atoi(string(b[:max(sp, 0)]))
+				if sp < 0 || err != nil || sp+1+n > len(b) {
+					t.Fatalf("not an octet-counted frame: %q", b)
+				}
+				frames = append(frames, string(b[sp+1:sp+1+n]))
+				b = b[sp+1+n:]
+			}
+		}
+		return len(frames) >= 100
+	}) {
+		t.Fatalf("%d frames; log:\n%s", len(frames), f.Output())
+	}
+	re := regexp.MustCompile(`^<30>1 \S+ vm1 app - - \[lklog@32473 instance="[0-9a-f]+" seq="\d+"\] app line (\d+)$`)
+	for i, fr := range frames {
+		if m := re.FindStringSubmatch(fr); m == nil || m[1] != strconv.Itoa(i) {
+			t.Fatalf("frame %d: %q", i, fr)
+		}
+	}
+	hits, _ := s.snapshot()
+	total := 0
+	for _, h := range hits {
+		n, _ := strconv.Atoi(h.header.Get("Logplex-Msg-Count"))
+		total += n
+		if h.header.Get("Content-Type") != "application/logplex-1" || !regexp.MustCompile(`^[0-9a-f]+-\d+-\d+$`).MatchString(h.header.Get("Logplex-Frame-Id")) {
+			t.Fatalf("headers %v", h.header)
+		}
+	}
+	if total != 100 || len(frames) != 100 {
+		t.Fatalf("Logplex-Msg-Count sums to %d, %d frames", total, len(frames))
+	}
+	for _, st := range status(t, f).Drains {
+		if st.ID == "unverified" && (st.State != "retrying" || !strings.Contains(st.LastError, "certificate") || st.Acked != 0) {
+			t.Fatalf("unverified drain: %+v", st)
+		}
+	}
+}
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
