@@ -2,8 +2,8 @@ package logforward
 
 import (
 	"bufio"
-	"encoding/pem"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
