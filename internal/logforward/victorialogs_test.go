@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -194,4 +195,83 @@ func TestVictoriaLogsHTTP(t *testing.T) {
 		m["lklog.instance"] == "" || m["lklog.seq"] == "" || m["syslog.facility"] != "3" || m["host.boot_id"] == "" {
 		t.Fatalf("otlp fields: %v", m)
 	}
+}
+
+// A VictoriaLogs cluster (two storage nodes, an insert node, a select
+// node): the insert node is stopped and started again while lines flow
+// over _bulk, and every line arrives.
+//
+// VictoriaLogs' insert node answers a request once it holds the rows and
+// passes them to the storage nodes within a second; when it stops it
+// drops what it still holds (v1.52.1 netinsert: the final flush runs with
+// a context its own stop has cancelled, "dropping N bytes of data"). No
+// sender can help that, so the first half of the lines is stored before
+// the insert node stops; the second half is written while it is down.
+func TestVictoriaLogsClusterRestart(t *testing.T) {
+	s1, s2 := startVictoriaLogs(t), startVictoriaLogs(t)
+	nodes := "-storageNode=" + s1.Addr + "," + s2.Addr
+	ins := startVictoriaLogs(t, nodes, "-select.disable")
+	sel := startVictoriaLogs(t, nodes, "-insert.disable")
+	d := testutil.Start(t, "-max-lines", "5000")
+	url := "elasticsearch+http://" + ins.Addr + "/insert/elasticsearch?sources=app&batch=200&arg._msg_field=message&arg._time_field=@timestamp&arg._stream_fields=host,source"
+	f := startForward(t, d, t.TempDir(), "-drain", url)
+	w := d.Socketpair("app")
+	const n, chunk = 20000, 100
+	write := func(from, to int) {
+		for i := from; i < to; i += chunk {
+			writeLines(t, w, "app", i, chunk)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	write(0, n/2)
+	if rows, _ := sel.waitCount(0, `"app line"`, n/2, 90*time.Second); rows < n/2 {
+		t.Fatalf("%d rows before the restart; log:\n%s", rows, f.Output())
+	}
+	ins.p.Stop(t, syscall.SIGTERM)
+	down := time.Now()
+	write(n/2, n)
+	if wait := 2*time.Second - time.Since(down); wait > 0 {
+		time.Sleep(wait) // the insert node is away at least 2 s
+	}
+	ins.start()
+	rows, distinct := sel.waitCount(0, `"app line"`, n, 120*time.Second)
+	if distinct != n {
+		t.Fatalf("%d distinct lines of %d (%d rows), missing %s; log:\n%s", distinct, n, rows, missing(sel, n), f.Output())
+	}
+	if !strings.Contains(f.Output(), "connection refused; retrying") {
+		t.Fatalf("the restart was not noticed:\n%s", f.Output())
+	}
+	for _, s := range []*vlogs{s1, s2} {
+		if r, _, err := s.counts(0, `"app line"`); err != nil || r == 0 {
+			t.Fatalf("storage node %s holds %d rows (%v)", s.Addr, r, err)
+		}
+	}
+	t.Logf("%d lines, %d rows", n, rows)
+}
+
+// missing lists the ranges of "app line N" a select node lacks.
+func missing(v *vlogs, n int) string {
+	r, err := v.query(0, `"app line" | fields _msg`)
+	if err != nil {
+		return err.Error()
+	}
+	have := make([]bool, n)
+	for _, m := range r {
+		var i int
+		if _, err := fmt.Sscanf(m["_msg"], "app line %d", &i); err == nil && i >= 0 && i < n {
+			have[i] = true
+		}
+	}
+	var out []string
+	for i := 0; i < n; i++ {
+		if !have[i] {
+			j := i
+			for j+1 < n && !have[j+1] {
+				j++
+			}
+			out = append(out, fmt.Sprintf("%d-%d", i, j))
+			i = j
+		}
+	}
+	return strings.Join(out, ",")
 }
