@@ -6,6 +6,7 @@
 package elastic
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -111,6 +112,12 @@ type bulkReply struct {
 // Check implements httpdrain.Protocol: 2xx and 409 (already there) items
 // are taken, 429 and 5xx items are retried, other items rejected.
 func (*Bulk) Check(_ int, body []byte, n int) batch.Result {
+	// Most replies say "errors":false before the items: that is
+	// enough, without decoding an item per entry.
+	head := body[:min(len(body), 256)]
+	if i := bytes.Index(head, []byte(`"errors":false`)); i >= 0 && !bytes.Contains(head[:i], []byte(`"items"`)) {
+		return batch.Result{}
+	}
 	var r bulkReply
 	if err := json.Unmarshal(body, &r); err != nil {
 		// A server that does not answer as Elasticsearch does (or
@@ -126,6 +133,9 @@ func (*Bulk) Check(_ int, body []byte, n int) batch.Result {
 	var res batch.Result
 	var reasons []string
 	for i, it := range r.Items {
+		if len(it) != 1 {
+			return batch.Result{Err: fmt.Errorf("_bulk reply item %d has %d actions", i, len(it))}
+		}
 		for _, a := range it {
 			switch s := a.Status; {
 			case s >= 200 && s < 300, s == 409:
