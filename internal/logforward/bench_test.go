@@ -107,7 +107,7 @@ func BenchmarkVictoriaLogs(b *testing.B) {
 			d := testutil.Start(b, "-max-lines", "100000", "-console=false")
 			control := b.TempDir() + "/ctl.sock"
 			f := &fwd{Proc: testutil.StartProc(b, testutil.Bin(b, "logforward"), "-socket", d.Query, "-state-dir", b.TempDir(), "-control", control,
-				"-hostname", "vm1", "-report-interval", "0", "-drain", p.url+"&sources=w*&exclude=*-direct"), control: control}
+				"-hostname", "vm1", "-report-interval", "0", "-spool-bytes", "4G", "-drain", p.url+"&sources=w*&exclude=*-direct"), control: control}
 			var ws []*os.File
 			for w := range writers {
 				ws = append(ws, d.Socketpair(fmt.Sprintf("w%d", w)))
@@ -139,6 +139,9 @@ func BenchmarkVictoriaLogs(b *testing.B) {
 			}
 			el := time.Since(start)
 			cpu := cpuSeconds(b, f.Cmd.Process.Pid) - cpu0
+			if st, err := statusErr(f); err != nil || st.Drains[0].Dropped != 0 {
+				b.Fatalf("entries dropped: %+v %v", st, err)
+			}
 			b.ReportMetric(float64(total)/el.Seconds(), "lines/s")
 			b.ReportMetric(cpu*1e6/float64(total), "cpu-s/1e6lines")
 			b.Logf("%s logforward: %d lines in %v: %.0f lines/s, logforward %.2f CPU s (%.2f per 10^6 lines)", name, total, el.Round(time.Millisecond), float64(total)/el.Seconds(), cpu, cpu*1e6/float64(total))
