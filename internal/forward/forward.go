@@ -136,6 +136,8 @@ type Drain struct {
 	st     Status
 	cursor logproto.Cursor // last entry appended to the spool
 	acked  uint64          // seq of the last entry acknowledged
+
+	inflightMsgs int // messages the sender holds (its goroutine only)
 }
 
 // Add starts a drain. Its ID must not be in use.
@@ -556,6 +558,7 @@ type item struct {
 // send delivers the spool to the destination until ctx ends.
 func (dr *Drain) send(ctx context.Context) {
 	var inflight []item
+	var dec decoder
 	instance := ""
 	// The memlogd instance in effect where sending resumes.
 	if ps, err := dr.sp.BeforeAck(); err == nil {
@@ -634,7 +637,7 @@ func (dr *Drain) send(ctx context.Context) {
 				continue
 			}
 			got := false
-			if room := window - countMsgs(inflight); room > 0 {
+			if room := window - dr.inflightMsgs; room > 0 {
 				rctx := ctx
 				if len(inflight) > 0 {
 					rctx = nonBlocking
@@ -662,6 +665,7 @@ func (dr *Drain) send(ctx context.Context) {
 					}
 					dr.f.opt.Logf("drain %s: %s", dr.p.ID, text)
 					inflight = append(inflight, item{msg: notice(instance, text), end: end})
+					dr.inflightMsgs++
 				}
 				for _, r := range recs {
 					it := item{end: r.End}
@@ -673,7 +677,7 @@ func (dr *Drain) send(ctx context.Context) {
 							instance = c.Instance
 						}
 					case kindEntry:
-						rec, err := logproto.DecodeRecord(p[1:])
+						rec, err := dec.decode(p[1:])
 						if err != nil {
 							text := fmt.Sprintf("1 entry lost here: it did not decode (%v)", err)
 							it.msg = notice(instance, text)
@@ -695,6 +699,9 @@ func (dr *Drain) send(ctx context.Context) {
 						it.msg = notice(instance, fmt.Sprintf("%d entries lost here: memlogd dropped them before logforward read them", g.Lost))
 					}
 					inflight = append(inflight, it)
+					if it.msg != nil {
+						dr.inflightMsgs++
+					}
 				}
 				if n := len(inflight) - sentOnConn; n > 0 {
 					got = true
@@ -706,7 +713,7 @@ func (dr *Drain) send(ctx context.Context) {
 				}
 			}
 			wait := 20 * time.Millisecond
-			if got && countMsgs(inflight) < window {
+			if got && dr.inflightMsgs < window {
 				wait = 0
 			}
 			n, err := conn.Acked(ctx, wait)
@@ -731,7 +738,7 @@ func (dr *Drain) send(ctx context.Context) {
 			state = "refused"
 		}
 		dr.setErr(state, connErr)
-		dr.f.opt.Logf("drain %s: %v; %d messages unacknowledged, sent again on the next connection", dr.p.ID, connErr, countMsgs(inflight))
+		dr.f.opt.Logf("drain %s: %v; %d messages unacknowledged, sent again on the next connection", dr.p.ID, connErr, dr.inflightMsgs)
 		wait := dr.f.opt.MinBackoff
 		if state == "refused" {
 			wait = dr.f.opt.PermanentRetry
@@ -740,16 +747,6 @@ func (dr *Drain) send(ctx context.Context) {
 			return
 		}
 	}
-}
-
-func countMsgs(items []item) int {
-	n := 0
-	for _, it := range items {
-		if it.msg != nil {
-			n++
-		}
-	}
-	return n
 }
 
 // ackItems removes the first k messages (and the cursor records around
@@ -775,6 +772,7 @@ func (dr *Drain) ackItems(inflight []item, sent int, k uint64) ([]item, int) {
 	if err := dr.sp.Ack(inflight[i-1].end, entries); err != nil {
 		dr.f.opt.Logf("drain %s: %v", dr.p.ID, err)
 	}
+	dr.inflightMsgs -= int(acked)
 	dr.mu.Lock()
 	dr.st.Acked += acked
 	if seq > 0 {

@@ -130,3 +130,26 @@ func TestSpoolFullTellsLoss(t *testing.T) {
 		t.Fatalf("status says %d dropped, receiver told %d", st.Drains[0].Dropped, lost)
 	}
 }
+
+// Entries memlogd evicted before logforward first read them reach the
+// receiver as one counted notice, before the entries that are left.
+func TestMemlogdGapForwarded(t *testing.T) {
+	r := startRsyslog(t, "tcp", "", tcpInput, `input(type="imtcp" address="127.0.0.1" port="%PORT%" ruleset="r")`)
+	d := testutil.Start(t, "-max-lines", "1000")
+	writeLines(t, d.Socketpair("app"), "app", 0, 5000)
+	testutil.WaitMsg(t, d.Query, "app", "app line 4999", 30*time.Second)
+	hello, held := testutil.Dump(t, d.Query, "")
+	if hello.First <= 1 {
+		t.Fatalf("the ring did not wrap: %+v", hello)
+	}
+	f := startForward(t, d, t.TempDir(), "-drain", fmt.Sprintf("syslog+tcp://127.0.0.1:%d", r.Port))
+	ms := r.waitFor(60*time.Second, func(ms []received) bool { return len(ms) >= len(held)+1 })
+	if len(ms) == 0 || ms[0].App != "logforward" || lostTold(ms[:1]) != int(hello.First-1) {
+		t.Fatalf("first message %+v, want a notice of %d lost; log:\n%s", ms[:min(len(ms), 1)], hello.First-1, f.Output())
+	}
+	distinct, dups, ooo := tally(ms)
+	// The first line kept does not start at 0: one "out of order" report.
+	if distinct["app"] != len(testutil.Msgs(held, "app")) || dups != 0 || len(ooo) > 1 {
+		t.Fatalf("%v %d %q", distinct, dups, ooo)
+	}
+}

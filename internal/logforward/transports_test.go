@@ -134,3 +134,30 @@ func TestSyslogUDP(t *testing.T) {
 		t.Fatalf("cut message: %+v", cut)
 	}
 }
+
+// RFC 3164 with LF framing, for old receivers; the periodic status line
+// appears in logforward's log.
+func TestRFC3164LF(t *testing.T) {
+	r := startRsyslog(t, "tcp", "", tcpInput, `input(type="imtcp" address="127.0.0.1" port="%PORT%" ruleset="r")`)
+	d := testutil.Start(t)
+	f := startForward(t, d, t.TempDir(), "-report-interval", "100ms", "-drain", fmt.Sprintf("syslog://127.0.0.1:%d?format=rfc3164&framing=lf&sources=app*", r.Port))
+	w := d.Socketpair("app.out")
+	writeLines(t, w, "app.out", 0, 100)
+	ms := r.waitFor(60*time.Second, func(ms []received) bool { return len(ms) >= 100 })
+	// rsyslog keeps the space after "TAG:" in an RFC 3164 message.
+	for i := range ms {
+		ms[i].Msg = strings.TrimPrefix(ms[i].Msg, " ")
+	}
+	distinct, dups, ooo := tally(ms)
+	if distinct["app.out"] != 100 || dups != 0 || len(ooo) != 0 {
+		t.Fatalf("%v %d %q", distinct, dups, ooo)
+	}
+	for _, m := range ms {
+		if m.Host != "vm1" || m.App != "app.out" || m.PRI != "30" || m.SD != "-" {
+			t.Fatalf("RFC 3164 fields: %+v", m)
+		}
+	}
+	if !testutil.Eventually(30*time.Second, func() bool { return strings.Contains(f.Output(), "connected, sent 100, acknowledged 100") }) {
+		t.Fatalf("no status line in the log:\n%s", f.Output())
+	}
+}
