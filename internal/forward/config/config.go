@@ -357,7 +357,8 @@ func Redact(raw string) string {
 	changed := false
 	for k := range q {
 		lk := strings.ToLower(k)
-		if strings.Contains(lk, "pass") || strings.Contains(lk, "token") || strings.Contains(lk, "secret") {
+		if strings.Contains(lk, "pass") || strings.Contains(lk, "token") || strings.Contains(lk, "secret") ||
+			strings.Contains(lk, "auth") || strings.Contains(lk, "apikey") || strings.Contains(lk, "api-key") || strings.Contains(lk, "api_key") {
 			q.Set(k, "xxxxx")
 			changed = true
 		}

@@ -160,3 +160,12 @@ func TestParseBatchingURL(t *testing.T) {
 		}
 	}
 }
+
+// Headers that carry credentials (header.Authorization, API keys) are
+// hidden like passwords.
+func TestRedactHeaders(t *testing.T) {
+	r := Redact("http://h/x?header.Authorization=Bearer+abc&header.X-Api-Key=k1&arg.q=1")
+	if strings.Contains(r, "abc") || strings.Contains(r, "k1") || !strings.Contains(r, "q=1") {
+		t.Fatal(r)
+	}
+}
