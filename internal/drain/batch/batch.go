@@ -152,6 +152,9 @@ func (c *conn) Send(msgs []drain.Message) error {
 	for i := range msgs {
 		if len(c.open) == 0 {
 			c.openSince = time.Now()
+			if cap(c.open) == 0 {
+				c.open = make([]drain.Message, 0, min(c.d.o.MaxCount, 4096))
+			}
 		}
 		c.open = append(c.open, msgs[i])
 		c.openBytes += size(&msgs[i])
