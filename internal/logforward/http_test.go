@@ -2,6 +2,8 @@ package logforward
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -356,4 +358,37 @@ func TestHTTPSSyslogDrain(t *testing.T) {
 
 func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// gzip=true compresses each JSON lines body (Content-Encoding: gzip).
+func TestHTTPGzip(t *testing.T) {
+	s := &scripted{}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	d := testutil.Start(t)
+	f := startForward(t, d, t.TempDir(), "-drain", "http://"+srv.Listener.Addr().String()+"/?gzip=true&sources=app")
+	writeLines(t, d.Socketpair("app"), "app", 0, 500)
+	var got []map[string]any
+	if !testutil.Eventually(60*time.Second, func() bool {
+		hits, _ := s.snapshot()
+		var bodies [][]byte
+		for _, h := range hits {
+			if h.header.Get("Content-Encoding") != "gzip" {
+				t.Fatalf("headers %v", h.header)
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(h.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bodies = append(bodies, b)
+		}
+		got = jsonLines(t, bodies)
+		return len(got) >= 500
+	}) || len(got) != 500 || got[499]["msg"] != "app line 499" {
+		t.Fatalf("%d lines; log:\n%s", len(got), f.Output())
+	}
 }

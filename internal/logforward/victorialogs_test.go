@@ -137,7 +137,7 @@ func (v *vlogs) waitCount(tenant int, q string, want int, timeout time.Duration)
 	return rows, distinct
 }
 
-// JSON lines, Elasticsearch _bulk and Loki drains (each into its own
+// JSON lines (gzipped), Elasticsearch _bulk, Loki and OTLP drains (each into its own
 // VictoriaLogs tenant) each deliver every numbered line once, with the
 // fields mapped as the README says.
 func TestVictoriaLogsHTTP(t *testing.T) {
@@ -147,7 +147,7 @@ func TestVictoriaLogsHTTP(t *testing.T) {
 		tenant int
 		url    string
 	}{
-		{1, "http://" + v.Addr + "/insert/jsonline?sources=app&header.AccountID=1&arg._stream_fields=host,source&arg._msg_field=msg&arg._time_field=time"},
+		{1, "http://" + v.Addr + "/insert/jsonline?sources=app&gzip=true&header.AccountID=1&arg._stream_fields=host,source&arg._msg_field=msg&arg._time_field=time"},
 		{2, "elasticsearch+http://" + v.Addr + "/insert/elasticsearch/?sources=app&header.AccountID=2&arg._stream_fields=host,source&arg._msg_field=message&arg._time_field=@timestamp"},
 		{3, "loki+http://" + v.Addr + "/insert?sources=app&header.AccountID=3"},
 		{4, "otlp+http://" + v.Addr + "/insert/opentelemetry?sources=app&header.AccountID=4"},
