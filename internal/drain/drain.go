@@ -147,3 +147,24 @@ func CertError(err error) bool {
 	}
 	return false
 }
+
+// Report is what a destination that batches and retries on its own
+// (HTTP, Redis, NATS) says about its deliveries; logforward's status
+// shows it.
+type Report struct {
+	// Batches delivered, Retries of a batch (or of its failed items),
+	// Rejected entries the receiver refused for good (logged with the
+	// reason; they are not sent again).
+	Batches  uint64 `json:"batches"`
+	Retries  uint64 `json:"retries"`
+	Rejected uint64 `json:"rejected"`
+	// Retrying is set while a batch waits to be sent again; LastError
+	// says why.
+	Retrying  bool   `json:"retrying,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Reporter is implemented by destinations that have a Report.
+type Reporter interface {
+	Report() Report
+}

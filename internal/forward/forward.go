@@ -118,6 +118,8 @@ type Status struct {
 	ConnectedSince time.Time `json:"connected_since,omitzero"`
 	LastError      string    `json:"last_error,omitempty"`
 	Reading        bool      `json:"reading_memlogd"`
+	// Delivery: batching destinations' own counts.
+	Delivery *drain.Report `json:"delivery,omitempty"`
 }
 
 // Drain is one running drain.
@@ -245,6 +247,13 @@ func (dr *Drain) status() Status {
 	}
 	st.AckedSeq = dr.acked
 	dr.mu.Unlock()
+	if r, ok := dr.dest.(drain.Reporter); ok {
+		rep := r.Report()
+		st.Delivery = &rep
+		if rep.Retrying && st.State == "connected" {
+			st.State, st.LastError = "retrying", rep.LastError
+		}
+	}
 	ss := dr.sp.Stats()
 	st.SpooledEntries, st.SpooledBytes, st.MemorySpool = ss.Entries, ss.Bytes, ss.Memory
 	return st
@@ -405,8 +414,10 @@ func (dr *Drain) request() logproto.Request {
 
 func (dr *Drain) readSession(ctx context.Context, syncTick <-chan time.Time) (bool, error) {
 	s, err := logclient.Open(ctx, dr.f.opt.Socket, dr.request())
+	// Only a refusal of the cursor itself resets it: a busy memlogd (all
+	// reader slots taken) is asked again later with the same cursor.
 	var serr *logclient.ServerError
-	if errors.As(err, &serr) && dr.request().After != nil {
+	if errors.As(err, &serr) && serr.CursorRefused() && dr.request().After != nil {
 		dr.f.opt.Logf("drain %s: memlogd refused the cursor (%v); starting from its oldest entry", dr.p.ID, err)
 		dr.mu.Lock()
 		dr.cursor = logproto.Cursor{}
@@ -554,7 +565,7 @@ type item struct {
 // send delivers the spool to the destination until ctx ends.
 func (dr *Drain) send(ctx context.Context) {
 	var inflight []item
-	var dec decoder
+	var dec logproto.Decoder
 	instance := ""
 	// The memlogd instance in effect where sending resumes.
 	if ps, err := dr.sp.BeforeAck(); err == nil {
@@ -673,8 +684,8 @@ func (dr *Drain) send(ctx context.Context) {
 							instance = c.Instance
 						}
 					case kindEntry:
-						rec, err := dec.decode(p[1:])
-						if err != nil {
+						var rec logproto.Record
+						if err := dec.Decode(p[1:], &rec); err != nil {
 							text := fmt.Sprintf("1 entry lost here: it did not decode (%v)", err)
 							it.msg = notice(instance, text)
 						} else {

@@ -14,6 +14,9 @@ import (
 
 // newDest makes the destination of a parsed drain.
 func newDest(p config.Parsed, hostname string, logf func(string, ...any)) (drain.Destination, error) {
+	if config.Batching(p.Scheme) {
+		return newBatchDest(p, hostname, logf)
+	}
 	f := syslogfmt.Formatter{Hostname: hostname, RFC3164: p.Format == "rfc3164"}
 	var tc *tls.Config
 	if strings.HasSuffix(p.Scheme, "+tls") {

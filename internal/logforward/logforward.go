@@ -237,6 +237,9 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) error {
 func summary(st forward.Status) string {
 	s := fmt.Sprintf("drain %s %s: %s, sent %d, acknowledged %d (up to seq %d), spooled %d entries (%d bytes), dropped %d, gaps %d, lag %d",
 		st.ID, st.URL, st.State, st.Sent, st.Acked, st.AckedSeq, st.SpooledEntries, st.SpooledBytes, st.Dropped, st.Gaps, st.Lag)
+	if d := st.Delivery; d != nil {
+		s += fmt.Sprintf(", batches %d, retries %d, rejected %d", d.Batches, d.Retries, d.Rejected)
+	}
 	if st.LastError != "" && st.State != "connected" {
 		s += ", last error: " + st.LastError
 	}

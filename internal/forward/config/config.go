@@ -20,7 +20,17 @@ import (
 )
 
 // Schemes logforward delivers to.
-var Schemes = []string{"syslog", "syslog+tcp", "syslog+udp", "syslog+tls", "relp", "relp+tls"}
+var Schemes = []string{"syslog", "syslog+tcp", "syslog+udp", "syslog+tls", "relp", "relp+tls",
+	"http", "https", "elasticsearch+http", "elasticsearch+https", "loki+http", "loki+https",
+	"otlp+http", "otlp+https", "redis", "rediss", "nats"}
+
+// Batching reports whether a scheme is one of the request-based
+// destinations (HTTP APIs, Redis, NATS): their URLs have a path, and
+// query options this package does not know are kept in Parsed.Options
+// for the destination to check.
+func Batching(scheme string) bool {
+	return !strings.HasPrefix(scheme, "syslog") && !strings.HasPrefix(scheme, "relp")
+}
 
 // Drain is one destination and its route.
 type Drain struct {
@@ -39,6 +49,9 @@ type Drain struct {
 	MaxDatagram int    `yaml:"max_datagram,omitempty" json:"max_datagram,omitempty"`
 	Window      int    `yaml:"window,omitempty" json:"window,omitempty"`
 	TLS         TLS    `yaml:"tls,omitempty" json:"tls,omitzero"`
+	// Options of HTTP, Redis and NATS destinations (as in the URL's
+	// query; those in the URL apply where these do not set them).
+	Options map[string]string `yaml:"options,omitempty" json:"options,omitempty"`
 }
 
 // TLS holds a drain's TLS files.
@@ -64,10 +77,16 @@ type Parsed struct {
 	Host   string
 	// MinSeverity is the route's severity bound (nil: all).
 	MinSeverity *int
+	// Path, User and Options of HTTP, Redis and NATS destinations.
+	Path    string
+	User    *url.Userinfo
+	Options url.Values
 }
 
 // DefaultPorts per scheme.
-var defaultPorts = map[string]string{"syslog": "514", "syslog+tcp": "514", "syslog+udp": "514", "syslog+tls": "6514", "relp": "2514", "relp+tls": "2514"}
+var defaultPorts = map[string]string{"syslog": "514", "syslog+tcp": "514", "syslog+udp": "514", "syslog+tls": "6514", "relp": "2514", "relp+tls": "2514",
+	"http": "80", "https": "443", "elasticsearch+http": "9200", "elasticsearch+https": "9200", "loki+http": "3100", "loki+https": "3100",
+	"otlp+http": "4318", "otlp+https": "4318", "redis": "6379", "rediss": "6379", "nats": "4222"}
 
 var severities = []string{"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"}
 
@@ -145,7 +164,12 @@ func (d *Drain) Parse() (Parsed, error) {
 		return Parsed{}, fmt.Errorf("drain URL %s: port %q", Redact(d.URL), port)
 	}
 	p.Addr = net.JoinHostPort(p.Host, port)
-	if u.Path != "" && u.Path != "/" {
+	if Batching(p.Scheme) {
+		p.Path, p.User, p.Options = u.Path, u.User, url.Values{}
+		for k, v := range d.Options {
+			p.Options.Set(k, v)
+		}
+	} else if u.Path != "" && u.Path != "/" {
 		return Parsed{}, fmt.Errorf("drain URL %s: a syslog or RELP URL has no path", Redact(d.URL))
 	}
 	for k, vs := range u.Query() {
@@ -193,19 +217,28 @@ func (d *Drain) Parse() (Parsed, error) {
 		case "id":
 			setStr(&p.ID, v)
 		default:
+			if Batching(p.Scheme) {
+				if _, set := d.Options[k]; !set {
+					p.Options[k] = vs
+				}
+				continue
+			}
 			return Parsed{}, fmt.Errorf("drain URL %s: unknown option %q", Redact(d.URL), k)
 		}
 		if err != nil {
 			return Parsed{}, fmt.Errorf("drain URL %s: option %s=%q: %w", Redact(d.URL), k, v, err)
 		}
 	}
-	tlsScheme := strings.HasSuffix(p.Scheme, "+tls")
+	tlsScheme := strings.HasSuffix(p.Scheme, "+tls") || strings.HasSuffix(p.Scheme, "https") || p.Scheme == "rediss"
 	if !tlsScheme && (p.TLS != TLS{}) {
 		return Parsed{}, fmt.Errorf("drain %s: TLS options on a scheme without TLS", Redact(d.URL))
 	}
 	switch p.Format {
 	case "", "rfc5424", "rfc3164":
 	default:
+		if Batching(p.Scheme) {
+			break // the destination checks it
+		}
 		return Parsed{}, fmt.Errorf("drain %s: format %q: want rfc5424 or rfc3164", Redact(d.URL), p.Format)
 	}
 	switch p.Framing {
@@ -332,7 +365,8 @@ func Redact(raw string) string {
 	changed := false
 	for k := range q {
 		lk := strings.ToLower(k)
-		if strings.Contains(lk, "pass") || strings.Contains(lk, "token") || strings.Contains(lk, "secret") {
+		if strings.Contains(lk, "pass") || strings.Contains(lk, "token") || strings.Contains(lk, "secret") ||
+			strings.Contains(lk, "auth") || strings.Contains(lk, "apikey") || strings.Contains(lk, "api-key") || strings.Contains(lk, "api_key") {
 			q.Set(k, "xxxxx")
 			changed = true
 		}

@@ -34,7 +34,7 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{
-		"http://h", "syslog://", "syslog://h:99999", "syslog://h?ca=x", "syslog+udp://h?framing=lf",
+		"ftp://h", "http://h?ca=x", "syslog://", "syslog://h:99999", "syslog://h?ca=x", "syslog+udp://h?framing=lf",
 		"syslog+udp://h?maxsize=100", "syslog://h?bogus=1", "syslog://h?severity=loud", "syslog://h/path",
 		"syslog://h?sources=[", "syslog://h?id=a/b", "relp://h?format=json",
 	} {
@@ -159,4 +159,38 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("empty size parsed")
 		}
 	})
+}
+
+// HTTP, Redis and NATS URLs keep their path, user and the options this
+// package does not know (for the destination to check); YAML options win.
+func TestParseBatchingURL(t *testing.T) {
+	d := Drain{URL: "elasticsearch+https://u:pw@h/base/?index=logs-%25Y&arg._msg_field=message&sources=app&ca=/c.pem", Options: map[string]string{"index": "yaml"}}
+	p, err := d.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Addr != "h:9200" || p.Path != "/base/" || p.User.Username() != "u" || p.TLS.CA != "/c.pem" || len(p.Sources) != 1 {
+		t.Fatalf("%+v", p)
+	}
+	if p.Options.Get("index") != "yaml" || p.Options.Get("arg._msg_field") != "message" || p.Options.Has("sources") {
+		t.Fatalf("options %v", p.Options)
+	}
+	for _, c := range []struct{ url, want string }{
+		{"http://h", "h:80"}, {"https://h", "h:443"}, {"loki+http://h", "h:3100"}, {"otlp+http://h", "h:4318"},
+		{"redis://h/2", "h:6379"}, {"nats://h?subject=x", "h:4222"},
+	} {
+		d := Drain{URL: c.url}
+		if p, err := d.Parse(); err != nil || p.Addr != c.want {
+			t.Errorf("%s: %v %v", c.url, p.Addr, err)
+		}
+	}
+}
+
+// Headers that carry credentials (header.Authorization, API keys) are
+// hidden like passwords.
+func TestRedactHeaders(t *testing.T) {
+	r := Redact("http://h/x?header.Authorization=Bearer+abc&header.X-Api-Key=k1&arg.q=1")
+	if strings.Contains(r, "abc") || strings.Contains(r, "k1") || !strings.Contains(r, "q=1") {
+		t.Fatal(r)
+	}
 }

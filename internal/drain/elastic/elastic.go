@@ -1,0 +1,157 @@
+// Package elastic is the Elasticsearch _bulk destination: `create`
+// actions with a document id made of memlogd's instance and sequence
+// number (so a resend is a no-op where the server honours ids: it answers
+// 409, which counts as taken), each item's result checked, and only the
+// failed items retried.
+package elastic
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lklog/lklog/internal/drain"
+	"github.com/lklog/lklog/internal/drain/batch"
+	"github.com/lklog/lklog/internal/drain/httpdrain"
+	"github.com/lklog/lklog/internal/drain/jsonw"
+)
+
+// DefaultIndex is used when the URL names none.
+const DefaultIndex = "lklog-%Y.%m.%d"
+
+// Bulk is the _bulk protocol.
+type Bulk struct {
+	// Index may hold %Y, %m, %d and %H, taken from each entry's time
+	// (UTC).
+	Index string
+	Meta  httpdrain.Meta
+}
+
+// CheckIndex reports an index name Elasticsearch would refuse.
+func CheckIndex(index string) error {
+	if index == "" || index != strings.ToLower(index) || strings.ContainsAny(index, ` "*\<|,>/?#:`) || strings.HasPrefix(index, "_") || strings.HasPrefix(index, "-") {
+		return fmt.Errorf("index %q: want lower case, no spaces or \"*\\<|,>/?#:, not starting with _ or -", index)
+	}
+	return nil
+}
+
+// Endpoint implements httpdrain.Protocol.
+func (*Bulk) Endpoint() string { return "/_bulk" }
+
+// ContentType implements httpdrain.Protocol.
+func (*Bulk) ContentType() string { return "application/x-ndjson" }
+
+// ExpandIndex replaces %Y, %m, %d, %H and %% in pattern by t's (UTC).
+func ExpandIndex(dst []byte, pattern string, t time.Time) []byte {
+	t = t.UTC()
+	for i := 0; i < len(pattern); i++ {
+		c := pattern[i]
+		if c != '%' || i+1 == len(pattern) {
+			dst = append(dst, c)
+			continue
+		}
+		i++
+		switch pattern[i] {
+		case 'Y':
+			dst = strconv.AppendInt(dst, int64(t.Year()), 10)
+		case 'm':
+			dst = two(dst, int(t.Month()))
+		case 'd':
+			dst = two(dst, t.Day())
+		case 'H':
+			dst = two(dst, t.Hour())
+		default:
+			dst = append(dst, '%', pattern[i])
+		}
+	}
+	return dst
+}
+
+func two(dst []byte, n int) []byte { return append(dst, byte('0'+n/10), byte('0'+n%10)) }
+
+// ID is an entry's document id: instance and sequence number (entries
+// logforward makes itself, with no sequence number, get none).
+func ID(m *drain.Message) string {
+	if m.Rec.Seq == 0 || m.Instance == "" {
+		return ""
+	}
+	return m.Instance + "-" + strconv.FormatUint(m.Rec.Seq, 10)
+}
+
+// Encode implements httpdrain.Protocol.
+func (p *Bulk) Encode(dst []byte, msgs []drain.Message, _ http.Header) []byte {
+	var idx []byte
+	for i := range msgs {
+		m := &msgs[i]
+		idx = ExpandIndex(idx[:0], p.Index, m.Rec.Time)
+		dst = append(dst, `{"create":{"_index":`...)
+		dst = jsonw.String(dst, string(idx))
+		if id := ID(m); id != "" {
+			dst = append(dst, `,"_id":`...)
+			dst = jsonw.String(dst, id)
+		}
+		dst = append(dst, "}}\n{"...)
+		dst = httpdrain.AppendFields(dst, m, &p.Meta, "@timestamp", "message")
+		dst = append(dst, '}', '\n')
+	}
+	return dst
+}
+
+type bulkReply struct {
+	Errors bool `json:"errors"`
+	Items  []map[string]struct {
+		Status int             `json:"status"`
+		Error  json.RawMessage `json:"error"`
+	} `json:"items"`
+}
+
+// Check implements httpdrain.Protocol: 2xx and 409 (already there) items
+// are taken, 429 and 5xx items are retried, other items rejected.
+func (*Bulk) Check(_ int, body []byte, n int) batch.Result {
+	// Most replies say "errors":false before the items: that is
+	// enough, without decoding an item per entry.
+	head := body[:min(len(body), 256)]
+	if i := bytes.Index(head, []byte(`"errors":false`)); i >= 0 && !bytes.Contains(head[:i], []byte(`"items"`)) {
+		return batch.Result{}
+	}
+	var r bulkReply
+	if err := json.Unmarshal(body, &r); err != nil {
+		// A server that does not answer as Elasticsearch does (or
+		// VictoriaLogs with an empty reply): a 2xx takes the batch.
+		return batch.Result{}
+	}
+	if !r.Errors {
+		return batch.Result{}
+	}
+	if len(r.Items) != n {
+		return batch.Result{Err: fmt.Errorf("_bulk reply has %d items for %d actions and errors", len(r.Items), n)}
+	}
+	var res batch.Result
+	var reasons []string
+	for i, it := range r.Items {
+		if len(it) != 1 {
+			return batch.Result{Err: fmt.Errorf("_bulk reply item %d has %d actions", i, len(it))}
+		}
+		for _, a := range it {
+			switch s := a.Status; {
+			case s >= 200 && s < 300, s == 409:
+			case s == 429 || s >= 500:
+				res.Retry = append(res.Retry, i)
+				if len(reasons) < 3 {
+					reasons = append(reasons, fmt.Sprintf("item %d: %d %s", i, s, a.Error))
+				}
+			default:
+				res.Rejected++
+				if len(reasons) < 3 {
+					reasons = append(reasons, fmt.Sprintf("item %d: %d %s", i, s, a.Error))
+				}
+			}
+		}
+	}
+	res.Reason = strings.Join(reasons, "; ")
+	return res
+}

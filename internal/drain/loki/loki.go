@@ -1,0 +1,122 @@
+// Package loki is the Loki push destination: JSON bodies (gzip by the
+// drain's option), one stream per distinct label set (labels from host,
+// source and severity, configurable), entries in order per stream.
+package loki
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/lklog/lklog/internal/drain"
+	"github.com/lklog/lklog/internal/drain/batch"
+	"github.com/lklog/lklog/internal/drain/httpdrain"
+	"github.com/lklog/lklog/internal/drain/jsonw"
+)
+
+// Labels a stream can be keyed by.
+var Labels = []string{"host", "source", "severity", "facility", "instance"}
+
+var severityNames = []string{"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"}
+
+// Push is the push protocol.
+type Push struct {
+	Labels []string // of Labels
+	Meta   httpdrain.Meta
+}
+
+// CheckLabels reports a label Push does not know.
+func CheckLabels(labels []string) error {
+	if len(labels) == 0 {
+		return fmt.Errorf("labels: name at least one of %q", Labels)
+	}
+	for _, l := range labels {
+		ok := false
+		for _, k := range Labels {
+			ok = ok || l == k
+		}
+		if !ok {
+			return fmt.Errorf("label %q: want some of %q", l, Labels)
+		}
+	}
+	return nil
+}
+
+// Endpoint implements httpdrain.Protocol.
+func (*Push) Endpoint() string { return "/loki/api/v1/push" }
+
+// ContentType implements httpdrain.Protocol.
+func (*Push) ContentType() string { return "application/json" }
+
+func (p *Push) label(m *drain.Message, l string) string {
+	switch l {
+	case "host":
+		return p.Meta.Host
+	case "source":
+		return m.Rec.Source
+	case "severity":
+		if s := m.Rec.Severity; s >= 0 && s < len(severityNames) {
+			return severityNames[s]
+		}
+		return strconv.Itoa(m.Rec.Severity)
+	case "facility":
+		return strconv.Itoa(m.Rec.Facility)
+	case "instance":
+		return m.Instance
+	}
+	return ""
+}
+
+// Encode implements httpdrain.Protocol. Streams appear in the order of
+// their first entry; each stream's entries keep the batch's order (which
+// is memlogd's, so time order).
+func (p *Push) Encode(dst []byte, msgs []drain.Message, _ http.Header) []byte {
+	type stream struct {
+		key  []byte
+		msgs []int
+	}
+	var streams []*stream
+	byKey := map[string]*stream{}
+	var key []byte
+	for i := range msgs {
+		key = key[:0]
+		key = append(key, '{')
+		for _, l := range p.Labels {
+			key = jsonw.Key(key, l)
+			key = jsonw.String(key, p.label(&msgs[i], l))
+		}
+		key = append(key, '}')
+		s := byKey[string(key)]
+		if s == nil {
+			s = &stream{key: append([]byte(nil), key...)}
+			byKey[string(key)] = s
+			streams = append(streams, s)
+		}
+		s.msgs = append(s.msgs, i)
+	}
+	dst = append(dst, `{"streams":[`...)
+	for si, s := range streams {
+		if si > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"stream":`...)
+		dst = append(dst, s.key...)
+		dst = append(dst, `,"values":[`...)
+		for k, i := range s.msgs {
+			if k > 0 {
+				dst = append(dst, ',')
+			}
+			m := &msgs[i]
+			dst = append(dst, `["`...)
+			dst = strconv.AppendInt(dst, m.Rec.Time.UnixNano(), 10)
+			dst = append(dst, `",`...)
+			dst = jsonw.String(dst, m.Rec.Msg)
+			dst = append(dst, ']')
+		}
+		dst = append(dst, "]}"...)
+	}
+	return append(dst, "]}"...)
+}
+
+// Check implements httpdrain.Protocol: a 2xx takes the batch.
+func (*Push) Check(int, []byte, int) batch.Result { return batch.Result{} }
