@@ -150,26 +150,47 @@ func loadAdded(stateDir string) ([]config.Drain, error) {
 	return ds, nil
 }
 
-// serveControl listens on path (mode 0600) until ctx ends.
+// serveControl listens on path (mode 0600) until ctx ends. The socket is
+// born 0600: it is bound in a private directory, given its mode there and
+// only then renamed to path, under sockfile's lock (so a stale socket is
+// replaced, a live one refused, and two starting at once cannot both take
+// the path). At exit it removes path only if it is still its own socket.
 func serveControl(ctx context.Context, path string, h http.Handler) (func(), error) {
-	if err := sockfile.RemoveStale(path, "unix"); err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	l, err := net.Listen("unix", path)
+	var l *net.UnixListener
+	own, err := sockfile.Bind(path, "unix", func() error {
+		tmp, err := os.MkdirTemp(filepath.Dir(path), ".logforward-ctl-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		name := filepath.Join(tmp, "s")
+		ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
+		if err != nil {
+			return err
+		}
+		// The file is removed by sockfile, and only if it is still ours.
+		ul.SetUnlinkOnClose(false)
+		if err := os.Chmod(name, 0o600); err != nil {
+			ul.Close()
+			return err
+		}
+		if err := os.Rename(name, path); err != nil {
+			ul.Close()
+			return err
+		}
+		l = ul
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)
 	return func() {
+		own.Remove() // before the socket closes: see sockfile.File.Remove
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
-		os.Remove(path)
 	}, nil
 }
 

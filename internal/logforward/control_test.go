@@ -199,3 +199,36 @@ func TestWaitMount(t *testing.T) {
 		t.Fatalf("%s is on %s, yet the spool is in memory:\n%s", state, point, f.Output())
 	}
 }
+
+// The control socket belongs to the logforward that bound it: a second
+// one started on the same path is refused while the first serves, and a
+// logforward that exits leaves alone a newer socket at its path.
+func TestControlSocketOwnership(t *testing.T) {
+	d := testutil.Start(t)
+	f := startForward(t, d, t.TempDir(), "-drain", "syslog+udp://127.0.0.1:9")
+	second := testutil.StartProc(t, testutil.Bin(t, "logforward"), "-socket", d.Query, "-state-dir", t.TempDir(), "-control", f.control, "-drain", "syslog+udp://127.0.0.1:9")
+	select {
+	case <-second.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("a second logforward on a live control socket kept running:\n%s", second.Output())
+	}
+	if !strings.Contains(second.Output(), "in use") {
+		t.Errorf("second logforward's message: %s", second.Output())
+	}
+	if _, err := os.Stat(f.control); err != nil {
+		t.Fatalf("the first one's socket is gone: %v", err)
+	}
+	// A newer socket takes the path; the old logforward exits.
+	if err := os.Remove(f.control); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", f.control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	f.Stop(t, syscall.SIGTERM)
+	if _, err := os.Stat(f.control); err != nil {
+		t.Fatalf("the exiting logforward removed a newer socket: %v", err)
+	}
+}
