@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,6 +79,49 @@ func TestKillNineExactlyOnce(t *testing.T) {
 		t.Fatalf("%d lost", lost)
 	}
 	exactlyOnce(t, nums, 1, total)
+}
+
+// kill -9 after a rotation with no checkpoint since: the file that
+// replaced the rotated one is not in the state (a rotation checkpoints
+// once, before it), yet its lines are cut back and written again once.
+func TestKillNineAfterRotation(t *testing.T) {
+	e := newEnv(t, 1000)
+	args := []string{"-max-log-size", "1024", "-max-log-files", "1000", "-sync", "none", "-checkpoint-interval", "1h"}
+	lw := e.logwrite(args...)
+	src := e.source("rot")
+	writeNumbers(t, src, "n", 1, 100)
+	waitFor(t, 30*time.Second, "lines 1-100", func() bool { return countLines(t, e.logDir, "rot") == 100 })
+	lw.Kill()
+	<-lw.Done()
+	st, err := LoadState(e.logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(e.logDir, "rot.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rot FileState
+	for _, f := range st.Files {
+		if f.Name == "rot.log" {
+			rot = f
+		}
+	}
+	if !rot.Rotating || rot.Ino == fi.Sys().(*syscall.Stat_t).Ino || fi.Size() == 0 {
+		t.Fatalf("not the case under test: state %+v, rot.log %d bytes", st, fi.Size())
+	}
+	lw = e.logwrite(args...)
+	writeNumbers(t, src, "n", 101, 150)
+	waitFor(t, 30*time.Second, "lines up to 150", func() bool {
+		lines, err := trySourceLines(e.logDir, "rot")
+		return err == nil && len(lines) > 0 && strings.HasSuffix(lines[len(lines)-1], " n 150")
+	})
+	lw.stop(t)
+	nums, lost := numbers(t, sourceLines(t, e.logDir, "rot"), "rot", "n")
+	if lost != 0 {
+		t.Errorf("%d reported lost", lost)
+	}
+	exactlyOnce(t, nums, 1, 150)
 }
 
 // kill -9 with -sync always and small files (a rotation at nearly every

@@ -66,6 +66,9 @@ type tail struct {
 
 // readTail reads the lines of fs's file beyond its checkpointed size; nil
 // if there are none or the file was replaced, shortened or is too long.
+// A file marked Rotating that is another inode now replaced the rotated
+// one after the checkpoint: all its lines are a tail (the returned tail's
+// fs has its inode and size 0).
 func readTail(dir string, fs FileState) (*tail, error) {
 	f, err := os.OpenFile(filepath.Join(dir, fs.Name), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -79,7 +82,11 @@ func readTail(dir string, fs FileState) (*tail, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); !ok || sys.Ino != fs.Ino || st.Size() <= fs.Size || st.Size()-fs.Size > maxTail {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if ok && sys.Ino != fs.Ino && fs.Rotating {
+		fs.Ino, fs.Size, fs.Rotating = sys.Ino, 0, false
+	}
+	if !ok || sys.Ino != fs.Ino || st.Size() <= fs.Size || st.Size()-fs.Size > maxTail {
 		return nil, nil
 	}
 	b := make([]byte, st.Size()-fs.Size)
@@ -142,15 +149,17 @@ func newRecovery(dir string, st State, stderr io.Writer) *recovery {
 			fmt.Fprintf(stderr, "logwrite: state file lists %q, which is not a file name; ignored\n", fs.Name)
 			continue
 		}
-		rc.files = append(rc.files, fs)
 		t, err := readTail(dir, fs)
 		if err != nil {
+			rc.files = append(rc.files, fs)
 			fmt.Fprintf(stderr, "logwrite: recovering %s: %v; its lines written after the last checkpoint stay (some may appear twice)\n", fs.Name, err)
 			continue
 		}
 		if t == nil {
+			rc.files = append(rc.files, fs)
 			continue
 		}
+		rc.files = append(rc.files, t.fs)
 		rc.tails[fs.Name] = t
 		if len(t.lines) > 0 {
 			rc.undecided++

@@ -56,6 +56,9 @@ type writer struct {
 	now    func() time.Time
 
 	files  map[string]*openFile // by source
+	// rotated holds the sources whose file was rotated, with a state
+	// marking it so, and not opened again since.
+	rotated map[string]bool
 	cursor logproto.Cursor      // last entry (or gap) whose line is appended
 	saved  logproto.Cursor      // cursor in the state file
 	legacy bool
@@ -64,6 +67,9 @@ type writer struct {
 	// since the directory was last synced.
 	dirChanged     bool
 	lastCheckpoint time.Time
+	// rotating is the file the next checkpoint marks as rotated right
+	// after it (FileState.Rotating).
+	rotating       *openFile
 	stats          Stats
 	text           logproto.TextFormatter
 
@@ -78,7 +84,7 @@ type writer struct {
 func newWriter(cfg Config, stderr io.Writer) *writer {
 	return &writer{
 		cfg: cfg, stderr: stderr, rep: newReporter(stderr, cfg.ReportInterval), now: time.Now,
-		files: map[string]*openFile{},
+		files: map[string]*openFile{}, rotated: map[string]bool{},
 	}
 }
 
@@ -159,7 +165,7 @@ func (w *writer) checkpoint() error {
 	}
 	st := State{Cursor: w.cursor}
 	for _, of := range w.files {
-		st.Files = append(st.Files, FileState{Name: of.f.Name, Source: of.source, Ino: of.f.Ino(), Size: of.f.Size()})
+		st.Files = append(st.Files, FileState{Name: of.f.Name, Source: of.source, Ino: of.f.Ino(), Size: of.f.Size(), Rotating: of == w.rotating})
 	}
 	if err := SaveState(w.cfg.LogDir, st); err != nil {
 		return err
@@ -170,17 +176,22 @@ func (w *writer) checkpoint() error {
 		}
 	}
 	w.saved = w.cursor
+	// The files opened from now on are listed by the next checkpoint.
+	clear(w.rotated)
 	w.stats.Checkpoints++
 	return nil
 }
 
 // fileFor returns the open file of source, opening it (and checkpointing,
 // so the state lists it with the size it had before this run wrote to it)
-// if needed.
+// if needed. A file that replaces one rotated since the last checkpoint
+// needs no checkpoint: the state marks the rotated one (FileState.Rotating).
 func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) {
 	if of, ok := w.files[source]; ok {
 		return of, nil
 	}
+	rotated := w.rotated[source]
+	delete(w.rotated, source)
 	if len(w.files) >= maxOpen {
 		if err := w.retry(ctx, "checkpoint", w.checkpoint); err != nil {
 			return nil, err
@@ -189,6 +200,8 @@ func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) 
 			of.f.Close()
 			delete(w.files, s)
 		}
+		clear(w.rotated)
+		rotated = false
 	}
 	name := logfile.FileName(source)
 	var f *logfile.File
@@ -203,6 +216,11 @@ func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) 
 	of := &openFile{source: source, f: f}
 	w.files[source] = of
 	w.dirChanged = true
+	if rotated {
+		// The state marks the file rotated under this name: what this
+		// one holds is all after its checkpoint.
+		return of, nil
+	}
 	if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
 		return nil, err
 	}
@@ -279,7 +297,10 @@ func (w *writer) rotate(ctx context.Context, of *openFile) error {
 	if w.now().Before(of.retryAt) {
 		return nil
 	}
-	if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
+	w.rotating = of
+	err := w.retry(ctx, "disk trouble", w.checkpoint)
+	w.rotating = nil
+	if err != nil {
 		return err
 	}
 	if err := logfile.Rotate(w.cfg.LogDir, of.f.Name, w.cfg.MaxLogFiles); err != nil {
@@ -293,6 +314,7 @@ func (w *writer) rotate(ctx context.Context, of *openFile) error {
 	w.dirChanged = true
 	of.f.Close()
 	delete(w.files, of.source)
+	w.rotated[of.source] = true
 	w.afterRotate(of.f.Name)
 	return nil
 }
