@@ -55,23 +55,23 @@ type writer struct {
 	stderr io.Writer
 	now    func() time.Time
 
-	files  map[string]*openFile // by source
+	files map[string]*openFile // by source
 	// rotated holds the sources whose file was rotated, with a state
 	// marking it so, and not opened again since.
 	rotated map[string]bool
-	cursor logproto.Cursor      // last entry (or gap) whose line is appended
-	saved  logproto.Cursor      // cursor in the state file
-	legacy bool
-	resets int // connections reset before the hello, in a row
+	cursor  logproto.Cursor // last entry (or gap) whose line is appended
+	saved   logproto.Cursor // cursor in the state file
+	legacy  bool
+	resets  int // connections reset before the hello, in a row
 	// dirChanged is set when files were created, renamed or deleted
 	// since the directory was last synced.
 	dirChanged     bool
 	lastCheckpoint time.Time
 	// rotating is the file the next checkpoint marks as rotated right
 	// after it (FileState.Rotating).
-	rotating       *openFile
-	stats          Stats
-	text           logproto.TextFormatter
+	rotating *openFile
+	stats    Stats
+	text     logproto.TextFormatter
 
 	// Legacy mode: entries up to this receive time were written; on a
 	// reconnect the dump repeats them.
