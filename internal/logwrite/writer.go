@@ -2,9 +2,11 @@ package logwrite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
+	"sync"
 	"time"
 
 	"github.com/lklog/lklog/internal/logfile"
@@ -147,16 +149,8 @@ func (w *writer) checkpoint() error {
 	}
 	syncing := w.cfg.Sync != SyncNone
 	if syncing {
-		for _, of := range w.files {
-			if err := of.f.Sync(); err != nil {
-				return err
-			}
-		}
-		if w.dirChanged {
-			if err := logfile.SyncDir(w.cfg.LogDir); err != nil {
-				return err
-			}
-			w.dirChanged = false
+		if err := w.syncAll(); err != nil {
+			return err
 		}
 	}
 	w.lastCheckpoint = w.now()
@@ -179,6 +173,36 @@ func (w *writer) checkpoint() error {
 	// The files opened from now on are listed by the next checkpoint.
 	clear(w.rotated)
 	w.stats.Checkpoints++
+	return nil
+}
+
+// syncAll flushes the files written since their last sync, and the
+// directory if files were created, renamed or removed, to stable storage.
+// The syncs run at once: the filesystem can commit them together, so a
+// checkpoint costs about one sync however many files it covers.
+func (w *writer) syncAll() error {
+	var todo []func() error
+	for _, of := range w.files {
+		if of.f.Dirty() {
+			todo = append(todo, of.f.Sync)
+		}
+	}
+	if w.dirChanged {
+		todo = append(todo, func() error { return logfile.SyncDir(w.cfg.LogDir) })
+	}
+	errs := make([]error, len(todo))
+	var wg sync.WaitGroup
+	for i, op := range todo[min(1, len(todo)):] {
+		wg.Go(func() { errs[i+1] = op() })
+	}
+	if len(todo) > 0 {
+		errs[0] = todo[0]()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	w.dirChanged = false
 	return nil
 }
 
@@ -315,6 +339,12 @@ func (w *writer) rotate(ctx context.Context, of *openFile) error {
 	of.f.Close()
 	delete(w.files, of.source)
 	w.rotated[of.source] = true
+	// The new file is created while the rotated one still exists, before
+	// compression or the quota may remove it: so it cannot get the
+	// rotated file's inode number, which the state names.
+	if _, err := w.fileFor(ctx, of.source); err != nil {
+		return err
+	}
 	w.afterRotate(of.f.Name)
 	return nil
 }
