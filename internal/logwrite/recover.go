@@ -194,7 +194,9 @@ func (rc *recovery) add(rec logproto.Record) bool {
 func (w *writer) recoverFromDump(ctx context.Context, st State) (bool, error) {
 	req := w.request()
 	req.Mode = logproto.ModeDump
-	s, err := logclient.Open(ctx, w.cfg.Socket, req)
+	// LinuxKit's memlogd is told quickly by a legacy request sent at the
+	// same time (the session that follows then falls back).
+	s, err := logclient.OpenProbe(ctx, w.cfg.Socket, req, logproto.Request{Mode: logproto.ModeDump})
 	var serr *logclient.ServerError
 	switch {
 	case errors.Is(err, logclient.ErrNotExtended), errors.As(err, &serr) && serr.CursorRefused():
@@ -203,7 +205,7 @@ func (w *writer) recoverFromDump(ctx context.Context, st State) (bool, error) {
 		return false, err
 	}
 	defer s.Close()
-	if !s.Hello.Resumed {
+	if s.Legacy() || !s.Hello.Resumed {
 		return false, nil
 	}
 	rc := newRecovery(w.cfg.LogDir, st, w.stderr)
