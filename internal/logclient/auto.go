@@ -159,6 +159,7 @@ var ErrProbeClosed = errors.New("memlogd closed the extended request unanswered 
 //     stream is closed and the error wraps ErrNotExtended and
 //     ErrProbeClosed; a caller that sees it twice in a row may use the
 //     legacy protocol;
+//   - both are closed unanswered: an error (memlogd going away);
 //   - neither is answered within HelloTimeout: an error wrapping
 //     ErrNotExtended.
 func OpenProbe(ctx context.Context, path string, req, lreq logproto.Request) (*Stream, error) {
@@ -205,7 +206,7 @@ func OpenProbe(ctx context.Context, path string, req, lreq logproto.Request) (*S
 	grace := time.NewTimer(time.Hour)
 	grace.Stop()
 	defer grace.Stop()
-	extClosed, legAnswered := false, false
+	extClosed, legAnswered, legFailed := false, false, false
 	for {
 		select {
 		case err := <-extCh:
@@ -225,8 +226,11 @@ func OpenProbe(ctx context.Context, path string, req, lreq logproto.Request) (*S
 		case err := <-legCh:
 			legPending = false
 			if err != nil {
-				closeAll()
-				return nil, fmt.Errorf("%w: memlogd at %s closed both requests unanswered: %w", ErrNotExtended, path, err)
+				// Our memlogd with every reader slot taken but the
+				// one the extended request got, or a memlogd going
+				// away: the extended request tells.
+				legFailed = true
+				break
 			}
 			legAnswered = true
 			grace.Reset(LegacyGrace)
@@ -243,6 +247,10 @@ func OpenProbe(ctx context.Context, path string, req, lreq logproto.Request) (*S
 		case <-ctx.Done():
 			closeAll()
 			return nil, ctx.Err()
+		}
+		if extClosed && legFailed {
+			closeAll()
+			return nil, fmt.Errorf("memlogd at %s closed both requests unanswered (stopping or restarting?)", path)
 		}
 		if extClosed && legAnswered {
 			closeAll()
