@@ -213,6 +213,8 @@ func (w *writer) recoverFromDump(ctx context.Context, st State) (bool, error) {
 	// goes into the files being written too.
 	decided := false
 	bad := 0
+	var dec logproto.Decoder
+	var rec logproto.Record
 	for {
 		line, err := s.NextRaw()
 		if errors.Is(err, io.EOF) {
@@ -224,8 +226,8 @@ func (w *writer) recoverFromDump(ctx context.Context, st State) (bool, error) {
 			}
 			return true, errors.Join(err, w.retry(ctx, "disk trouble", w.checkpoint))
 		}
-		rec, err := logproto.DecodeRecord(line)
-		if err != nil {
+		// Decode copies what it keeps: held records stay valid.
+		if err := dec.Decode(line, &rec); err != nil {
 			if bad++; bad == 1 {
 				fmt.Fprintf(w.stderr, "logwrite: skipped a reply line that does not decode: %v: %.100q\n", err, line)
 			}
