@@ -3,7 +3,6 @@ package kmsg
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lklog/lklog/internal/logclient"
 	"github.com/lklog/lklog/internal/logproto"
 	"github.com/lklog/lklog/internal/ring"
 )
@@ -296,59 +296,40 @@ func askMemlogd(ctx context.Context, path string, timeout time.Duration) (memlog
 // errBusy is memlogd refusing a query because every reader slot is taken.
 var errBusy = errors.New("memlogd is busy (too many readers)")
 
+// askOnce asks once. LinuxKit's memlogd never answers the extended
+// request, so LinuxKit's dump request goes out beside it: when only that
+// one is answered, memlogd is LinuxKit's (which cannot read /dev/kmsg),
+// known within logclient.LegacyGrace rather than at the timeout.
 func askOnce(ctx context.Context, path string) (memlogdInfo, error) {
 	var info memlogdInfo
 	req := logproto.Request{Mode: logproto.ModeDump, Tail: 16, Sources: []string{Source}}
-	wire, err := req.Marshal()
-	if err != nil {
-		return info, err
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return info, fmt.Errorf("connecting to %s: %w", path, err)
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	if _, err := conn.Write(wire); err != nil {
+	s, err := logclient.OpenProbe(ctx, path, req, logproto.Request{Mode: logproto.ModeDump})
+	var serr *logclient.ServerError
+	switch {
+	case errors.As(err, &serr) && (serr.Code == logproto.ErrBusy || serr.Code == "" && strings.HasPrefix(serr.Msg, "too many readers")):
+		return info, fmt.Errorf("%s: %w", path, errBusy)
+	case errors.Is(err, logclient.ErrNotExtended):
+		return info, fmt.Errorf("%s: %w", path, err)
+	case err != nil:
 		return info, fmt.Errorf("asking %s: %w", path, err)
 	}
-	sc := bufio.NewScanner(conn)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	if !sc.Scan() {
-		if err := sc.Err(); err != nil {
+	defer s.Close()
+	if s.Legacy() {
+		return info, fmt.Errorf("%s answers only LinuxKit's requests (LinuxKit's memlogd, which does not read /dev/kmsg)", path)
+	}
+	info.kmsg, info.boot = s.Hello.Kmsg, s.Hello.Boot
+	var dec logproto.Decoder
+	var rec logproto.Record
+	for {
+		line, err := s.NextRaw()
+		if errors.Is(err, io.EOF) {
+			return info, nil
+		}
+		if err != nil {
 			return info, fmt.Errorf("reading %s: %w", path, err)
 		}
-		return info, fmt.Errorf("%s closed without a hello record (LinuxKit's memlogd?)", path)
-	}
-	// Decoded here rather than through logproto.Record so that the
-	// "kmsg" key is read whichever version of logproto this is built
-	// with.
-	var hello struct {
-		Type  string `json:"type"`
-		Boot  string `json:"boot"`
-		Kmsg  bool   `json:"kmsg"`
-		Code  string `json:"code"`
-		Error string `json:"error"`
-	}
-	if err := json.Unmarshal(sc.Bytes(), &hello); err != nil {
-		return info, fmt.Errorf("%s: decoding its first reply line: %w", path, err)
-	}
-	if hello.Type == logproto.TypeError && (hello.Code == logproto.ErrBusy || (hello.Code == "" && strings.HasPrefix(hello.Error, "too many readers"))) {
-		return info, fmt.Errorf("%s: %w", path, errBusy)
-	}
-	if hello.Type != logproto.TypeHello {
-		return info, fmt.Errorf("%s answered %q, not a hello record: %s", path, hello.Type, hello.Error)
-	}
-	info.kmsg, info.boot = hello.Kmsg, hello.Boot
-	for sc.Scan() {
-		rec, err := logproto.DecodeRecord(sc.Bytes())
-		if err != nil {
+		if err := dec.DecodeView(line, &rec); err != nil {
 			return info, fmt.Errorf("%s: %w", path, err)
-		}
-		if rec.Type == logproto.TypeEnd {
-			return info, nil
 		}
 		if rec.Type != "" || rec.Source != Source {
 			continue
@@ -357,8 +338,4 @@ func askOnce(ctx context.Context, path string) (memlogdInfo, error) {
 			info.seq, info.haveSeq = seq, true
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return info, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return info, fmt.Errorf("%s: reply ended without its end record", path)
 }

@@ -96,6 +96,9 @@ func (f *File) Flush() error {
 	return nil
 }
 
+// Dirty reports whether bytes were written since the last Sync.
+func (f *File) Dirty() bool { return f.dirty }
+
 // Sync flushes the file to stable storage if anything was written since
 // the last Sync.
 func (f *File) Sync() error {

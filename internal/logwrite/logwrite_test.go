@@ -2,14 +2,19 @@ package logwrite
 
 import (
 	"bufio"
+	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lklog/lklog/internal/logclient"
 	"github.com/lklog/lklog/internal/logfile"
 	"github.com/lklog/lklog/internal/logproto"
 )
@@ -78,6 +83,49 @@ func TestKillNineExactlyOnce(t *testing.T) {
 		t.Fatalf("%d lost", lost)
 	}
 	exactlyOnce(t, nums, 1, total)
+}
+
+// kill -9 after a rotation with no checkpoint since: the file that
+// replaced the rotated one is not in the state (a rotation checkpoints
+// once, before it), yet its lines are cut back and written again once.
+func TestKillNineAfterRotation(t *testing.T) {
+	e := newEnv(t, 1000)
+	args := []string{"-max-log-size", "1024", "-max-log-files", "1000", "-sync", "none", "-checkpoint-interval", "1h"}
+	lw := e.logwrite(args...)
+	src := e.source("rot")
+	writeNumbers(t, src, "n", 1, 100)
+	waitFor(t, 30*time.Second, "lines 1-100", func() bool { return countLines(t, e.logDir, "rot") == 100 })
+	lw.Kill()
+	<-lw.Done()
+	st, err := LoadState(e.logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(e.logDir, "rot.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rot FileState
+	for _, f := range st.Files {
+		if f.Name == "rot.log" {
+			rot = f
+		}
+	}
+	if !rot.Rotating || rot.Ino == fi.Sys().(*syscall.Stat_t).Ino || fi.Size() == 0 {
+		t.Fatalf("not the case under test: state %+v, rot.log %d bytes", st, fi.Size())
+	}
+	lw = e.logwrite(args...)
+	writeNumbers(t, src, "n", 101, 150)
+	waitFor(t, 30*time.Second, "lines up to 150", func() bool {
+		lines, err := trySourceLines(e.logDir, "rot")
+		return err == nil && len(lines) > 0 && strings.HasSuffix(lines[len(lines)-1], " n 150")
+	})
+	lw.stop(t)
+	nums, lost := numbers(t, sourceLines(t, e.logDir, "rot"), "rot", "n")
+	if lost != 0 {
+		t.Errorf("%d reported lost", lost)
+	}
+	exactlyOnce(t, nums, 1, 150)
 }
 
 // kill -9 with -sync always and small files (a rotation at nearly every
@@ -340,15 +388,89 @@ func TestLegacyFallback(t *testing.T) {
 	if want := "2024-01-02T03:04:05Z app one\n2024-01-02T03:04:07Z app two\n"; string(b) != want {
 		t.Errorf("app.log = %q, want %q", b, want)
 	}
-	// Extended requests (a reset connection twice), then mode 2.
-	if a, b, c := <-modes, <-modes, <-modes; a != '{' || b != '{' || c != 2 {
-		t.Errorf("requests %q %q %q", a, b, c)
+	// Twice the extended request closed (a reset) with mode 2 beside it,
+	// then mode 2 alone.
+	var got []byte
+	for len(got) < 5 {
+		got = append(got, <-modes)
+	}
+	if bytes.Count(got[:4], []byte("{")) != 2 || bytes.Count(got[:4], []byte{2}) != 2 || got[4] != 2 {
+		t.Errorf("requests %q", got)
 	}
 	if !strings.Contains(lw.Output(), "Exactly-once is impossible") {
 		t.Errorf("stderr: %s", lw.Output())
 	}
 	if _, err := os.Stat(filepath.Join(logDir, "logwrite.log")); err == nil {
 		t.Error("own output written")
+	}
+}
+
+// A LinuxKit memlogd that never answers the extended request (it reads
+// one byte and waits) is recognised well within the hello timeout, from
+// the mode 2 request sent beside it, and that stream is written: nothing
+// it held is lost to waiting, even when its ring wraps right after.
+func TestLegacySilentQuickNoLoss(t *testing.T) {
+	_, lwBin := build(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "q.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	const n = 1000
+	go func() {
+		var began time.Time
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if began.IsZero() {
+				began = time.Now()
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			b := make([]byte, 1)
+			if _, err := c.Read(b); err != nil || b[0] != 2 {
+				continue // never answered, never closed
+			}
+			// The ring wraps 2 s after the first connection: the
+			// first half of the lines is gone for a later request.
+			from := 1
+			if time.Since(began) > 2*time.Second {
+				from = n/2 + 1
+			}
+			w := bufio.NewWriter(c)
+			for i := from; i <= n; i++ {
+				fmt.Fprintf(w, `{"time":"2024-01-02T03:04:05Z","source":"app","msg":"n %d"}`+"\n", i)
+			}
+			w.Flush()
+		}
+	}()
+	logDir := filepath.Join(dir, "log")
+	began := time.Now()
+	lw := start(t, lwBin, "-socket", sock, "-log-dir", logDir)
+	waitFor(t, 30*time.Second, "app.log", func() bool { return countLines(t, logDir, "app") == n })
+	took := time.Since(began)
+	lw.stop(t)
+	nums, _ := numbers(t, sourceLines(t, logDir, "app"), "app", "n")
+	exactlyOnce(t, nums, 1, n)
+	if took >= logclient.HelloTimeout {
+		t.Errorf("took %v: as long as the hello timeout", took)
+	}
+	if !strings.Contains(lw.Output(), "falling back to LinuxKit's mode 2") {
+		t.Errorf("stderr: %s", lw.Output())
 	}
 }
 

@@ -66,6 +66,9 @@ type tail struct {
 
 // readTail reads the lines of fs's file beyond its checkpointed size; nil
 // if there are none or the file was replaced, shortened or is too long.
+// A file marked Rotating that is another inode now replaced the rotated
+// one after the checkpoint: all its lines are a tail (the returned tail's
+// fs has its inode and size 0).
 func readTail(dir string, fs FileState) (*tail, error) {
 	f, err := os.OpenFile(filepath.Join(dir, fs.Name), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -79,7 +82,11 @@ func readTail(dir string, fs FileState) (*tail, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); !ok || sys.Ino != fs.Ino || st.Size() <= fs.Size || st.Size()-fs.Size > maxTail {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if ok && sys.Ino != fs.Ino && fs.Rotating {
+		fs.Ino, fs.Size, fs.Rotating = sys.Ino, 0, false
+	}
+	if !ok || sys.Ino != fs.Ino || st.Size() <= fs.Size || st.Size()-fs.Size > maxTail {
 		return nil, nil
 	}
 	b := make([]byte, st.Size()-fs.Size)
@@ -142,15 +149,17 @@ func newRecovery(dir string, st State, stderr io.Writer) *recovery {
 			fmt.Fprintf(stderr, "logwrite: state file lists %q, which is not a file name; ignored\n", fs.Name)
 			continue
 		}
-		rc.files = append(rc.files, fs)
 		t, err := readTail(dir, fs)
 		if err != nil {
+			rc.files = append(rc.files, fs)
 			fmt.Fprintf(stderr, "logwrite: recovering %s: %v; its lines written after the last checkpoint stay (some may appear twice)\n", fs.Name, err)
 			continue
 		}
 		if t == nil {
+			rc.files = append(rc.files, fs)
 			continue
 		}
+		rc.files = append(rc.files, t.fs)
 		rc.tails[fs.Name] = t
 		if len(t.lines) > 0 {
 			rc.undecided++
@@ -185,7 +194,9 @@ func (rc *recovery) add(rec logproto.Record) bool {
 func (w *writer) recoverFromDump(ctx context.Context, st State) (bool, error) {
 	req := w.request()
 	req.Mode = logproto.ModeDump
-	s, err := logclient.Open(ctx, w.cfg.Socket, req)
+	// LinuxKit's memlogd is told quickly by a legacy request sent at the
+	// same time (the session that follows then falls back).
+	s, err := logclient.OpenProbe(ctx, w.cfg.Socket, req, logproto.Request{Mode: logproto.ModeDump})
 	var serr *logclient.ServerError
 	switch {
 	case errors.Is(err, logclient.ErrNotExtended), errors.As(err, &serr) && serr.CursorRefused():
@@ -194,7 +205,7 @@ func (w *writer) recoverFromDump(ctx context.Context, st State) (bool, error) {
 		return false, err
 	}
 	defer s.Close()
-	if !s.Hello.Resumed {
+	if s.Legacy() || !s.Hello.Resumed {
 		return false, nil
 	}
 	rc := newRecovery(w.cfg.LogDir, st, w.stderr)
@@ -202,6 +213,8 @@ func (w *writer) recoverFromDump(ctx context.Context, st State) (bool, error) {
 	// goes into the files being written too.
 	decided := false
 	bad := 0
+	var dec logproto.Decoder
+	var rec logproto.Record
 	for {
 		line, err := s.NextRaw()
 		if errors.Is(err, io.EOF) {
@@ -213,8 +226,8 @@ func (w *writer) recoverFromDump(ctx context.Context, st State) (bool, error) {
 			}
 			return true, errors.Join(err, w.retry(ctx, "disk trouble", w.checkpoint))
 		}
-		rec, err := logproto.DecodeRecord(line)
-		if err != nil {
+		// Decode copies what it keeps: held records stay valid.
+		if err := dec.Decode(line, &rec); err != nil {
 			if bad++; bad == 1 {
 				fmt.Fprintf(w.stderr, "logwrite: skipped a reply line that does not decode: %v: %.100q\n", err, line)
 			}

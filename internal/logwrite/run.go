@@ -135,23 +135,38 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 			return recovered, err
 		}
 	}
-	s, err := logclient.Open(ctx, w.cfg.Socket, w.request())
-	// LinuxKit's memlogd reads one byte of the request and closes the
-	// connection with the rest unread, which the kernel reports as a
-	// reset rather than an end of file. A reset can also be a memlogd
-	// dying at that moment, so it counts only when it happens twice in a
-	// row.
-	reset := errors.Is(err, syscall.ECONNRESET)
+	var s *logclient.Stream
+	var err error
+	if w.legacy {
+		s, err = logclient.Open(ctx, w.cfg.Socket, w.request())
+	} else {
+		// LinuxKit's mode 2 goes out at once on a second connection: if
+		// memlogd is LinuxKit's, that stream has the whole ring, with
+		// nothing lost to waiting for an answer that never comes.
+		s, err = logclient.OpenProbe(ctx, w.cfg.Socket, w.request(), logproto.Request{Mode: logproto.ModeDumpFollow})
+	}
+	// LinuxKit's memlogd reads one byte of the request and either never
+	// answers or closes the connection with the rest unread (a reset).
+	// A memlogd dying at that moment closes it too, so a closed
+	// connection counts only when it happens twice in a row.
+	reset := errors.Is(err, syscall.ECONNRESET) || errors.Is(err, logclient.ErrProbeClosed)
 	if reset {
 		w.resets++
 	} else {
 		w.resets = 0
 	}
-	if errors.Is(err, logclient.ErrNotExtended) && (!reset || w.resets >= 2) && !w.legacy {
-		fmt.Fprintf(w.stderr, "logwrite: %v: falling back to LinuxKit's mode 2 (dump then follow). Exactly-once is impossible in this mode: without sequence numbers a restart writes the ring again (a reconnect skips entries by receive time, which is a guess), and lost entries are not reported\n", err)
+	fallback := err == nil && s.Legacy() && !w.legacy
+	if fallback || errors.Is(err, logclient.ErrNotExtended) && (!reset || w.resets >= 2) && !w.legacy {
+		why := "memlogd answered only LinuxKit's request"
+		if err != nil {
+			why = err.Error()
+		}
+		fmt.Fprintf(w.stderr, "logwrite: %s: falling back to LinuxKit's mode 2 (dump then follow). Exactly-once is impossible in this mode: without sequence numbers a restart writes the ring again (a reconnect skips entries by receive time, which is a guess), and lost entries are not reported\n", why)
 		w.legacy = true
 		w.legacySkipping = false
-		s, err = logclient.Open(ctx, w.cfg.Socket, w.request())
+		if !fallback {
+			s, err = logclient.Open(ctx, w.cfg.Socket, w.request())
+		}
 	}
 	// Only a refusal of the cursor itself resets it; a busy memlogd (too
 	// many readers) or any other refusal is retried with the cursor kept,

@@ -33,6 +33,11 @@ type FileState struct {
 	Source string `json:"source,omitempty"`
 	Ino    uint64 `json:"ino"`
 	Size   int64  `json:"size"`
+	// Rotating says the file was rotated right after this checkpoint
+	// (which has all its lines): a file under this name with another
+	// inode was created after the checkpoint and holds only lines
+	// written after it. This spares a second checkpoint per rotation.
+	Rotating bool `json:"rotating,omitempty"`
 }
 
 const stateVersion = 1

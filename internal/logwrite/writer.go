@@ -2,9 +2,11 @@ package logwrite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
+	"sync"
 	"time"
 
 	"github.com/lklog/lklog/internal/logfile"
@@ -55,17 +57,23 @@ type writer struct {
 	stderr io.Writer
 	now    func() time.Time
 
-	files  map[string]*openFile // by source
-	cursor logproto.Cursor      // last entry (or gap) whose line is appended
-	saved  logproto.Cursor      // cursor in the state file
-	legacy bool
-	resets int // connections reset before the hello, in a row
+	files map[string]*openFile // by source
+	// rotated holds the sources whose file was rotated, with a state
+	// marking it so, and not opened again since.
+	rotated map[string]bool
+	cursor  logproto.Cursor // last entry (or gap) whose line is appended
+	saved   logproto.Cursor // cursor in the state file
+	legacy  bool
+	resets  int // connections reset before the hello, in a row
 	// dirChanged is set when files were created, renamed or deleted
 	// since the directory was last synced.
 	dirChanged     bool
 	lastCheckpoint time.Time
-	stats          Stats
-	text           logproto.TextFormatter
+	// rotating is the file the next checkpoint marks as rotated right
+	// after it (FileState.Rotating).
+	rotating *openFile
+	stats    Stats
+	text     logproto.TextFormatter
 
 	// Legacy mode: entries up to this receive time were written; on a
 	// reconnect the dump repeats them.
@@ -78,7 +86,7 @@ type writer struct {
 func newWriter(cfg Config, stderr io.Writer) *writer {
 	return &writer{
 		cfg: cfg, stderr: stderr, rep: newReporter(stderr, cfg.ReportInterval), now: time.Now,
-		files: map[string]*openFile{},
+		files: map[string]*openFile{}, rotated: map[string]bool{},
 	}
 }
 
@@ -141,16 +149,8 @@ func (w *writer) checkpoint() error {
 	}
 	syncing := w.cfg.Sync != SyncNone
 	if syncing {
-		for _, of := range w.files {
-			if err := of.f.Sync(); err != nil {
-				return err
-			}
-		}
-		if w.dirChanged {
-			if err := logfile.SyncDir(w.cfg.LogDir); err != nil {
-				return err
-			}
-			w.dirChanged = false
+		if err := w.syncAll(); err != nil {
+			return err
 		}
 	}
 	w.lastCheckpoint = w.now()
@@ -159,7 +159,7 @@ func (w *writer) checkpoint() error {
 	}
 	st := State{Cursor: w.cursor}
 	for _, of := range w.files {
-		st.Files = append(st.Files, FileState{Name: of.f.Name, Source: of.source, Ino: of.f.Ino(), Size: of.f.Size()})
+		st.Files = append(st.Files, FileState{Name: of.f.Name, Source: of.source, Ino: of.f.Ino(), Size: of.f.Size(), Rotating: of == w.rotating})
 	}
 	if err := SaveState(w.cfg.LogDir, st); err != nil {
 		return err
@@ -170,17 +170,52 @@ func (w *writer) checkpoint() error {
 		}
 	}
 	w.saved = w.cursor
+	// The files opened from now on are listed by the next checkpoint.
+	clear(w.rotated)
 	w.stats.Checkpoints++
+	return nil
+}
+
+// syncAll flushes the files written since their last sync, and the
+// directory if files were created, renamed or removed, to stable storage.
+// The syncs run at once: the filesystem can commit them together, so a
+// checkpoint costs about one sync however many files it covers.
+func (w *writer) syncAll() error {
+	var todo []func() error
+	for _, of := range w.files {
+		if of.f.Dirty() {
+			todo = append(todo, of.f.Sync)
+		}
+	}
+	if w.dirChanged {
+		todo = append(todo, func() error { return logfile.SyncDir(w.cfg.LogDir) })
+	}
+	errs := make([]error, len(todo))
+	var wg sync.WaitGroup
+	for i, op := range todo[min(1, len(todo)):] {
+		wg.Go(func() { errs[i+1] = op() })
+	}
+	if len(todo) > 0 {
+		errs[0] = todo[0]()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	w.dirChanged = false
 	return nil
 }
 
 // fileFor returns the open file of source, opening it (and checkpointing,
 // so the state lists it with the size it had before this run wrote to it)
-// if needed.
+// if needed. A file that replaces one rotated since the last checkpoint
+// needs no checkpoint: the state marks the rotated one (FileState.Rotating).
 func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) {
 	if of, ok := w.files[source]; ok {
 		return of, nil
 	}
+	rotated := w.rotated[source]
+	delete(w.rotated, source)
 	if len(w.files) >= maxOpen {
 		if err := w.retry(ctx, "checkpoint", w.checkpoint); err != nil {
 			return nil, err
@@ -189,6 +224,8 @@ func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) 
 			of.f.Close()
 			delete(w.files, s)
 		}
+		clear(w.rotated)
+		rotated = false
 	}
 	name := logfile.FileName(source)
 	var f *logfile.File
@@ -203,6 +240,11 @@ func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) 
 	of := &openFile{source: source, f: f}
 	w.files[source] = of
 	w.dirChanged = true
+	if rotated {
+		// The state marks the file rotated under this name: what this
+		// one holds is all after its checkpoint.
+		return of, nil
+	}
 	if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
 		return nil, err
 	}
@@ -279,7 +321,10 @@ func (w *writer) rotate(ctx context.Context, of *openFile) error {
 	if w.now().Before(of.retryAt) {
 		return nil
 	}
-	if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
+	w.rotating = of
+	err := w.retry(ctx, "disk trouble", w.checkpoint)
+	w.rotating = nil
+	if err != nil {
 		return err
 	}
 	if err := logfile.Rotate(w.cfg.LogDir, of.f.Name, w.cfg.MaxLogFiles); err != nil {
@@ -293,6 +338,13 @@ func (w *writer) rotate(ctx context.Context, of *openFile) error {
 	w.dirChanged = true
 	of.f.Close()
 	delete(w.files, of.source)
+	w.rotated[of.source] = true
+	// The new file is created while the rotated one still exists, before
+	// compression or the quota may remove it: so it cannot get the
+	// rotated file's inode number, which the state names.
+	if _, err := w.fileFor(ctx, of.source); err != nil {
+		return err
+	}
 	w.afterRotate(of.f.Name)
 	return nil
 }

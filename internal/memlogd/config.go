@@ -37,9 +37,12 @@ type Config struct {
 	// RequestTimeout bounds how long a query client may take to send its
 	// request.
 	RequestTimeout time.Duration
-	// StallTimeout bounds how long a query client may read nothing while
-	// a reply waits for it.
+	// StallTimeout is how long a query client may read nothing while a
+	// reply waits for it before a new client may take its slot.
 	StallTimeout time.Duration
+	// StallLimit is how long such a client is kept when no other
+	// client needs its slot.
+	StallLimit time.Duration
 }
 
 // Defaults: LinuxKit's for the flags it has.
@@ -100,7 +103,8 @@ func ParseFlags(args []string, stderr io.Writer) (Config, *flag.FlagSet, error) 
 	fs.StringVar(&c.KmsgState, "kmsg-state", "/run/memlogd/kmsg.state", "where -kmsg keeps the last kernel sequence number it delivered, so a restart in the same boot neither repeats nor skips records")
 	fs.BoolVar(&c.Daemonize, "daemonize", false, "bind the sockets, start a copy in the background and exit once they exist")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 10*time.Second, "how long a query client may take to send its request")
-	fs.DurationVar(&c.StallTimeout, "stall-timeout", query.DefaultStallTimeout, "a query client that reads nothing this long while its reply waits is disconnected, freeing its reader slot")
+	fs.DurationVar(&c.StallTimeout, "stall-timeout", query.DefaultStallTimeout, "a query client that reads nothing this long while its reply waits is disconnected when a new client needs its reader slot")
+	fs.DurationVar(&c.StallLimit, "stall-limit", query.DefaultStallLimit, "such a client is disconnected after this long even when no one needs its slot")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, fs, err
 	}
@@ -121,6 +125,9 @@ func (c *Config) Validate() error {
 	}
 	if min := max(c.MaxLineLen+ring.MaxSDLen+ring.MaxSourceLen, ring.MinBytes); c.MaxBytes < min {
 		errs = append(errs, fmt.Errorf("-max-bytes %d: must hold at least one longest entry (%d bytes with -max-line-len %d)", c.MaxBytes, min, c.MaxLineLen))
+	}
+	if c.StallLimit < 0 {
+		errs = append(errs, fmt.Errorf("-stall-limit %v: must not be negative", c.StallLimit))
 	}
 	if c.StallTimeout < 0 {
 		errs = append(errs, fmt.Errorf("-stall-timeout %v: must not be negative", c.StallTimeout))

@@ -190,7 +190,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.logf(ring.SevInfo, "memlogd started: instance %s, ring of %d entries / %d bytes", d.instance, d.cfg.MaxLines, d.cfg.MaxBytes)
 	qs := &query.Server{
 		Ring: d.ring, Instance: d.instance, Boot: d.boot, Kmsg: d.cfg.Kmsg,
-		MaxReaders: d.cfg.MaxReaders, RequestTimeout: d.cfg.RequestTimeout, StallTimeout: d.cfg.StallTimeout,
+		MaxReaders: d.cfg.MaxReaders, RequestTimeout: d.cfg.RequestTimeout, StallTimeout: d.cfg.StallTimeout, StallLimit: d.cfg.StallLimit,
 		Logf: d.logf, Now: now,
 	}
 	run(func(ctx context.Context) error { return qs.Serve(ctx, d.queryLn) })

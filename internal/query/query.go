@@ -32,10 +32,15 @@ type Server struct {
 	// RequestTimeout bounds how long a client may take to send its
 	// request.
 	RequestTimeout time.Duration
-	// StallTimeout bounds how long a client may read nothing while a
-	// reply waits for it; then its connection is closed, freeing its
-	// reader slot (0: DefaultStallTimeout).
+	// StallTimeout is how long a client may read nothing while a reply
+	// waits for it before its reader slot may be taken: it is
+	// disconnected when a new client finds every slot taken
+	// (0: DefaultStallTimeout).
 	StallTimeout time.Duration
+	// StallLimit is how long such a client is kept when no one needs its
+	// slot (0: DefaultStallLimit): a pager left open for a while keeps
+	// its place.
+	StallLimit time.Duration
 	// Logf records memlogd's own messages (nil: dropped).
 	Logf func(severity uint8, format string, args ...any)
 	// Now returns the current time in Unix nanoseconds (for the entries
@@ -45,10 +50,70 @@ type Server struct {
 	once    sync.Once
 	sem     chan struct{}
 	stalled atomic.Uint64 // readers given up on
+	// idle holds the readers stalled for StallTimeout, each with the
+	// channel that tells it to give up, oldest stall first.
+	idleMu sync.Mutex
+	idle   []idleReader
 }
 
-// DefaultStallTimeout is StallTimeout's default.
-const DefaultStallTimeout = time.Minute
+type idleReader struct {
+	r     *reader
+	evict chan struct{}
+}
+
+// DefaultStallTimeout is StallTimeout's default, DefaultStallLimit
+// StallLimit's.
+const (
+	DefaultStallTimeout = time.Minute
+	DefaultStallLimit   = 24 * time.Hour
+)
+
+// Idle returns how many readers are stalled long enough for their slot
+// to be taken.
+func (s *Server) Idle() int {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	return len(s.idle)
+}
+
+// markIdle registers r as stalled; the returned channel is closed when
+// its slot is wanted.
+func (s *Server) markIdle(r *reader) chan struct{} {
+	ch := make(chan struct{})
+	s.idleMu.Lock()
+	s.idle = append(s.idle, idleReader{r, ch})
+	s.idleMu.Unlock()
+	return ch
+}
+
+// unmarkIdle removes r (it read again or ended).
+func (s *Server) unmarkIdle(r *reader) {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	for i, ir := range s.idle {
+		if ir.r == r {
+			s.idle = append(s.idle[:i], s.idle[i+1:]...)
+			return
+		}
+	}
+}
+
+// evictIdle tells the reader stalled longest to give up its slot; it
+// reports whether there was one.
+func (s *Server) evictIdle() bool {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	if len(s.idle) == 0 {
+		return false
+	}
+	close(s.idle[0].evict)
+	s.idle = s.idle[1:]
+	return true
+}
+
+// evictWait bounds the wait of a new client for the slot of an evicted
+// reader.
+const evictWait = 2 * time.Second
 
 // errStalled ends a reader whose client read nothing for StallTimeout.
 var errStalled = errors.New("client read nothing")
@@ -75,6 +140,10 @@ func (s *Server) init() {
 		if s.StallTimeout <= 0 {
 			s.StallTimeout = DefaultStallTimeout
 		}
+		if s.StallLimit <= 0 {
+			s.StallLimit = DefaultStallLimit
+		}
+		s.StallLimit = max(s.StallLimit, s.StallTimeout)
 		if s.Now == nil {
 			s.Now = func() int64 { return time.Now().UnixNano() }
 		}
@@ -132,13 +201,11 @@ func (s *Server) ServeConn(ctx context.Context, c *net.UnixConn) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 
-	select {
-	case s.sem <- struct{}{}:
-		defer func() { <-s.sem }()
-	default:
+	if !s.acquire(ctx) {
 		s.refuse(c, logproto.ErrBusy, fmt.Sprintf("too many readers (limit %d); try again later", s.MaxReaders))
 		return
 	}
+	defer func() { <-s.sem }()
 
 	c.SetReadDeadline(time.Now().Add(s.RequestTimeout))
 	br := bufio.NewReaderSize(c, 256)
@@ -167,7 +234,7 @@ func (s *Server) ServeConn(ctx context.Context, c *net.UnixConn) {
 	err = r.run(ctx)
 	if errors.Is(err, errStalled) {
 		n := s.stalled.Add(1)
-		s.Logf(ring.SevWarning, "query: gave up on a reader whose client read nothing for %v (%d bytes waiting for it): connection closed, reader slot freed (%d readers given up on so far)", s.StallTimeout, r.unsent, n)
+		s.Logf(ring.SevWarning, "query: gave up on a reader whose client read nothing for %v or more while another client needed its slot, or for %v (%d bytes waiting for it): connection closed, reader slot freed (%d readers given up on so far)", s.StallTimeout, s.StallLimit, r.unsent, n)
 		return
 	}
 	// A client that hangs up is the normal end of a follow: not worth an
@@ -176,6 +243,29 @@ func (s *Server) ServeConn(ctx context.Context, c *net.UnixConn) {
 		!errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, net.ErrClosed) {
 		s.Logf(ring.SevNotice, "query: reader stopped: %v", err)
 	}
+}
+
+// acquire takes a reader slot. When every slot is taken, the reader
+// stalled longest (for StallTimeout at least) is told to give up its
+// slot, which is then waited for.
+func (s *Server) acquire(ctx context.Context) bool {
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	default:
+	}
+	if !s.evictIdle() {
+		return false
+	}
+	t := time.NewTimer(evictWait)
+	defer t.Stop()
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 func watchHangup(c *net.UnixConn, hangup func()) {
@@ -368,6 +458,12 @@ func (r *reader) flush() error {
 	out := r.out
 	defer func() { r.out = r.out[:0] }()
 	progress := time.Now()
+	var evict chan struct{}
+	defer func() {
+		if evict != nil {
+			r.s.unmarkIdle(r)
+		}
+	}()
 	for len(out) > 0 {
 		r.c.SetWriteDeadline(time.Now().Add(progressTick))
 		n, err := r.c.Write(out)
@@ -377,11 +473,30 @@ func (r *reader) flush() error {
 			if r.f != nil {
 				r.s.Ring.Touch(r.f)
 			}
+			if evict != nil {
+				r.s.unmarkIdle(r)
+				evict = nil
+			}
 		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				if time.Since(progress) >= r.s.StallTimeout {
+				idle := time.Since(progress)
+				if evict == nil && idle >= r.s.StallTimeout {
+					evict = r.s.markIdle(r)
+				}
+				evicted := false
+				if evict != nil {
+					select {
+					case <-evict:
+						evicted = true
+					default:
+					}
+				}
+				if evicted || idle >= r.s.StallLimit {
+					if evicted {
+						evict = nil // no longer listed
+					}
 					r.unsent = len(out)
 					return errStalled
 				}

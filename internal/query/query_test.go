@@ -126,8 +126,9 @@ func TestDumpOfEvictedCursorEndsAtRequest(t *testing.T) {
 }
 
 // TestStalledClientFreesSlot: a client that sends a request and then reads
-// nothing is disconnected after StallTimeout, so it cannot hold the only
-// reader slot forever; this is counted and reported.
+// nothing is disconnected once it stalled for StallTimeout and another
+// client needs its slot, so it cannot hold the only reader slot forever;
+// this is counted and reported.
 func TestStalledClientFreesSlot(t *testing.T) {
 	rg, err := ring.New(ring.Config{MaxEntries: 10000, MaxBytes: 16 << 20})
 	if err != nil {
@@ -188,5 +189,90 @@ func TestStalledClientFreesSlot(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("not reported: %q", logs)
+	}
+}
+
+// stallingClient fills the ring with 8 MB, far more than the socket
+// buffers hold, and opens a dump+follow that reads only the start of its
+// reply.
+func stallingClient(t *testing.T, s *Server, rg *ring.Ring) net.Conn {
+	t.Helper()
+	path := serve(t, s)
+	msg := []byte(strings.Repeat("x", 1000))
+	for range 8000 {
+		rg.Append(ring.Entry{Source: []byte("w"), Msg: msg})
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write([]byte(`{"mode":"dump+follow"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	start := make([]byte, 16)
+	if _, err := io.ReadFull(c, start); err != nil || string(start) != `{"type":"hello",` {
+		t.Fatalf("start of the reply: %q, %v", start, err)
+	}
+	return c
+}
+
+// A stalled client whose slot nobody needs is kept past StallTimeout (a
+// pager left open): when it reads again it gets its whole reply.
+func TestStalledClientKeptWhenSlotNotNeeded(t *testing.T) {
+	rg, err := ring.New(ring.Config{MaxEntries: 10000, MaxBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Ring: rg, Instance: "inst", MaxReaders: 2, StallTimeout: 100 * time.Millisecond}
+	c := stallingClient(t, s, rg)
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Idle() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the client is not taken as stalled after 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Ten times StallTimeout more without reading.
+	time.Sleep(time.Second)
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	entries := 0
+	for entries < 8000 && sc.Scan() {
+		if strings.HasPrefix(sc.Text(), `{"seq":`) {
+			entries++
+		}
+	}
+	if entries < 8000 {
+		t.Fatalf("%d entries before the reply ended (%v): the stalled client was cut off", entries, sc.Err())
+	}
+	if n := s.Stalled(); n != 0 {
+		t.Errorf("Stalled() = %d, want 0", n)
+	}
+	if n := s.Idle(); n != 0 {
+		t.Errorf("Idle() = %d after it read again, want 0", n)
+	}
+}
+
+// A stalled client is disconnected after StallLimit even when nobody
+// needs its slot.
+func TestStalledClientStallLimit(t *testing.T) {
+	rg, err := ring.New(ring.Config{MaxEntries: 10000, MaxBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Ring: rg, Instance: "inst", MaxReaders: 2, StallTimeout: 100 * time.Millisecond, StallLimit: 300 * time.Millisecond}
+	stallingClient(t, s, rg)
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Stalled() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled client is still connected 30 s after StallLimit")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.Idle(); n != 0 {
+		t.Errorf("Idle() = %d, want 0", n)
 	}
 }
