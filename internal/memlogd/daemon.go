@@ -251,8 +251,8 @@ func (d *Daemon) receiveStreams(ctx context.Context) error {
 }
 
 // console echoes the ring to stdout as LinuxKit's memlogd does, through a
-// cursor of its own: a slow console skips entries, counts and says so,
-// and never holds up anyone else.
+// cursor of its own (a plain reader, not a paced follower, so writers
+// never wait for it): a slow console skips entries, counts and says so.
 func (d *Daemon) console(ctx context.Context) error {
 	var b ring.Batch
 	var out []byte
