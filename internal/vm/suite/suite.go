@@ -170,27 +170,9 @@ type CaseResult struct {
 	Pass    bool
 	Elapsed time.Duration
 	Detail  string // why it failed
-	Serial  []byte
-	// SerialNote says where the whole serial log is (printed when the
-	// output is cut).
-	SerialNote string
-}
-
-// maxSerialLines bounds the serial output printed for a failed case.
-const maxSerialLines = 300
-
-// Tail returns the last n lines of b, noting how many were left out.
-func Tail(b []byte, n int) []byte {
-	b = bytes.TrimRight(b, "\n")
-	lines := bytes.Count(b, []byte("\n")) + 1
-	if lines <= n {
-		return b
-	}
-	cut := b
-	for i := 0; i < lines-n; i++ {
-		cut = cut[bytes.IndexByte(cut, '\n')+1:]
-	}
-	return append([]byte(fmt.Sprintf("[... %d earlier lines left out ...]\n", lines-n)), cut...)
+	Serial  []byte // the guest's console, then host-check.sh's output
+	// SerialPath is the file that keeps all of Serial.
+	SerialPath string
 }
 
 // RunCase builds the case's initramfs (and disk), boots it, and runs its
@@ -261,7 +243,7 @@ func (e *Env) RunCase(ctx context.Context, c *Case) *CaseResult {
 	}
 	res.Serial = r.Serial
 	serialPath := filepath.Join(dir, "serial.log")
-	res.SerialNote = " (all of it in " + serialPath + ")"
+	res.SerialPath = serialPath
 	if err := os.WriteFile(serialPath, r.Serial, 0o644); err != nil {
 		return fail("%v", err)
 	}
@@ -280,6 +262,10 @@ func (e *Env) RunCase(ctx context.Context, c *Case) *CaseResult {
 		out, err := cmd.CombinedOutput()
 		res.Serial = append(res.Serial, []byte("\n--- host-check.sh ---\n")...)
 		res.Serial = append(res.Serial, out...)
+		res.SerialPath = filepath.Join(dir, "output.log")
+		if werr := os.WriteFile(res.SerialPath, res.Serial, 0o644); werr != nil {
+			res.SerialPath = serialPath
+		}
 		if err != nil {
 			return fail("host-check.sh: %v", err)
 		}
@@ -389,11 +375,7 @@ func (e *Env) RunAll(ctx context.Context, cases []*Case, jobs int) (passed, fail
 				return
 			}
 			failed++
-			fmt.Fprintf(e.Out, "FAIL %s (%.1fs): %s\n", c.Name, r.Elapsed.Seconds(), r.Detail)
-			if len(r.Serial) > 0 {
-				fmt.Fprintf(e.Out, "----- %s: serial output%s -----\n%s\n----- end of %s -----\n",
-					c.Name, r.SerialNote, Tail(r.Serial, maxSerialLines), c.Name)
-			}
+			Report(e.Out, r)
 		}(c)
 	}
 	wg.Wait()

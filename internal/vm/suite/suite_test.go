@@ -109,15 +109,6 @@ func TestMakeDisk(t *testing.T) {
 	}
 }
 
-func TestTail(t *testing.T) {
-	if got := string(Tail([]byte("a\nb\n"), 5)); got != "a\nb" {
-		t.Errorf("short: %q", got)
-	}
-	if got := string(Tail([]byte("1\n2\n3\n4\n"), 2)); got != "[... 2 earlier lines left out ...]\n3\n4" {
-		t.Errorf("cut: %q", got)
-	}
-}
-
 func TestLock(t *testing.T) {
 	dir := t.TempDir()
 	var out strings.Builder
