@@ -45,8 +45,10 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # The README's main command: boots examples/minimal.yml in QEMU.
+# RUNFLAGS=-echo-console keeps memlogd's console echo on the console.
+RUNFLAGS ?=
 run: build
-	$(GO) run ./tools/vmtest -run examples/minimal.yml
+	$(GO) run ./tools/vmtest -run examples/minimal.yml $(RUNFLAGS)
 
 # Local demo without a VM: memlogd on sockets in a temporary directory.
 demo: build

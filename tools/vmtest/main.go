@@ -37,6 +37,7 @@ func run() int {
 	jobs := flag.Int("j", 2, "with -cases: cases run at a time")
 	boot := flag.String("run", "", "boot this LinuxKit yml with a shell on the console")
 	follow := flag.Int("follow", 5, "with -run and no terminal: seconds of `logread -F` before powering off")
+	echoConsole := flag.Bool("echo-console", false, "with -run: leave memlogd's console echo on the console, as in LinuxKit (default: a second serial port saved in .cache/vmtest/run/memlogd-console.log)")
 	cache := flag.String("cache", ".cache", "cache directory (kernel, busybox, images)")
 	stressN := flag.Int("stress", 0, "with -cases: keep this many CPU-bound processes running on the host meanwhile (e.g. 2 x nproc), to test on a busy machine")
 	flag.Parse()
@@ -87,7 +88,7 @@ func run() int {
 		// A person may keep the VM for hours: let test runs go on.
 		unlock()
 		_, terr := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
-		o := suite.RunOptions{Interactive: terr == nil, FollowSeconds: *follow, Timeout: time.Duration(*follow)*time.Second + 120*time.Second}
+		o := suite.RunOptions{Interactive: terr == nil, FollowSeconds: *follow, Timeout: time.Duration(*follow)*time.Second + 120*time.Second, EchoConsole: *echoConsole}
 		if o.Interactive {
 			o.Timeout = 12 * time.Hour
 			fmt.Println("vmtest: the console is this terminal; Ctrl-A x quits QEMU")
@@ -119,7 +120,9 @@ func run() int {
 			return 1
 		}
 		defer load.Stop()
-		fmt.Printf("vmtest: stress: %d CPU-bound processes on %d CPUs until the cases end\n", *stressN, runtime.NumCPU())
+		// The VMs get about NumCPU/(NumCPU+N) of the CPU they had.
+		env.TimeScale = 1 + float64(*stressN)/float64(runtime.NumCPU())
+		fmt.Printf("vmtest: stress: %d CPU-bound processes on %d CPUs until the cases end; case timeouts x%.1f\n", *stressN, runtime.NumCPU(), env.TimeScale)
 	}
 	passed, failed := env.RunAll(ctx, cases, *jobs)
 	fmt.Printf("vmtest: %d cases in %.1fs%s\n", len(cases), time.Since(start).Seconds(), stressNote(*stressN))

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+
+	"github.com/lklog/lklog/internal/vm/term"
 )
 
 // reportTail is how many of the guest's last lines (other than memlogd's
@@ -26,8 +28,12 @@ var failLine = regexp.MustCompile(`^(FAIL\b|vmtest-init: check:)`)
 // where the whole output is.
 func Report(w io.Writer, r *CaseResult) {
 	fmt.Fprintf(w, "FAIL %s (%.1fs): %s\n", r.Case.Name, r.Elapsed.Seconds(), r.Detail)
-	lines := bytes.Split(bytes.TrimRight(r.Serial, "\n"), []byte("\n"))
-	if len(r.Serial) == 0 {
+	var plain bytes.Buffer // without the firmware's escape codes
+	st := &term.Stripper{W: &plain}
+	st.Write(r.Serial)
+	st.Flush()
+	lines := bytes.Split(bytes.TrimRight(plain.Bytes(), "\n"), []byte("\n"))
+	if plain.Len() == 0 {
 		lines = nil
 	}
 	var fails, rest [][]byte

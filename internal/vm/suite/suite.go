@@ -35,6 +35,17 @@ type Env struct {
 	Applets []string // busybox applets
 	LibDir  string   // check helpers for /test/lib (optional)
 	Out     io.Writer
+	// TimeScale multiplies every case's timeout (0 or 1: as written): a
+	// host loaded k times over runs the VMs about k times slower.
+	TimeScale float64
+}
+
+// scaled applies TimeScale to a case's timeout.
+func (e *Env) scaled(d time.Duration) time.Duration {
+	if e.TimeScale <= 1 {
+		return d
+	}
+	return time.Duration(float64(d) * e.TimeScale)
 }
 
 // Prepare fetches the assets, builds the test init and lists busybox's
@@ -200,9 +211,10 @@ func (e *Env) RunCase(ctx context.Context, c *Case) *CaseResult {
 	if err != nil {
 		return fail("%v", err)
 	}
-	checkLimit := c.Opts.Timeout - 20*time.Second
+	timeout := e.scaled(c.Opts.Timeout)
+	checkLimit := timeout - 20*time.Second
 	if checkLimit < 10*time.Second {
-		checkLimit = c.Opts.Timeout / 2
+		checkLimit = timeout / 2
 	}
 	plan := guest.Plan{
 		Mode: guest.ModeTest, Onboot: onboot, Services: services,
@@ -229,7 +241,7 @@ func (e *Env) RunCase(ctx context.Context, c *Case) *CaseResult {
 	}
 	qc := &qemu.Config{
 		QEMU: e.Assets.QEMU, Kernel: e.Assets.Vmlinux, Initrd: initrd,
-		MemMB: c.Opts.MemMB, Net: c.Opts.Net, Test: true, Timeout: c.Opts.Timeout,
+		MemMB: c.Opts.MemMB, Net: c.Opts.Net, Test: true, Timeout: timeout,
 	}
 	if c.Opts.DiskMB > 0 {
 		qc.Disk = filepath.Join(dir, "disk.img")

@@ -131,3 +131,16 @@ func TestLock(t *testing.T) {
 	}
 	unlock2()
 }
+
+func TestTimeScale(t *testing.T) {
+	for _, c := range []struct {
+		scale float64
+		in    time.Duration
+		want  time.Duration
+	}{{0, time.Minute, time.Minute}, {1, time.Minute, time.Minute}, {3, 150 * time.Second, 450 * time.Second}, {0.5, time.Minute, time.Minute}} {
+		e := &Env{TimeScale: c.scale}
+		if got := e.scaled(c.in); got != c.want {
+			t.Errorf("scale %v of %v: %v, want %v", c.scale, c.in, got, c.want)
+		}
+	}
+}
