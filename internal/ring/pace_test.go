@@ -249,3 +249,37 @@ func TestWallClockStepsDoNotMatter(t *testing.T) {
 		r.Unfollow(f)
 	}
 }
+
+// TestEmptySocketIsNotTheReadersFault: when nothing waits in the client's
+// socket (the goroutine that serves it has not run: memlogd itself is
+// short of CPU), the client is idle for want of data, not stalled; a
+// client that leaves data unread is given up on.
+func TestEmptySocketIsNotTheReadersFault(t *testing.T) {
+	for _, unread := range []int{0, 4096} {
+		c := newStepClock(time.Second)
+		r := mustNew(t, Config{MaxEntries: 100, MaxBytes: 1 << 16, PaceWait: time.Second, PaceMax: time.Hour, Clock: c.clock})
+		var u atomic.Int64
+		u.Store(int64(unread))
+		f := r.FollowClient(1, func() int { return int(u.Load()) })
+		p := &fakeProc{ok: true} // sleeping: neither runnable nor stopped
+		r.SetProbe(f, p.probe)
+		done := overrun(r, 1000)
+		if unread > 0 {
+			waitDone(t, done, "client leaving data unread")
+			if looks := c.looks.Load(); looks > 10 {
+				t.Errorf("gave up on a client leaving data unread only after %d looks", looks)
+			}
+			r.Unfollow(f)
+			continue
+		}
+		waitLooks(t, c, 30)
+		select {
+		case <-done:
+			t.Fatal("gave up on a client with nothing to read")
+		default:
+		}
+		readAllFollower(t, r, f, 1000)
+		waitDone(t, done, "empty socket")
+		r.Unfollow(f)
+	}
+}

@@ -331,15 +331,17 @@ func (r *Ring) pace() {
 			if !f.paced || f.pos >= target {
 				continue
 			}
+			pending := true // something may wait for its client
 			if f.unread != nil {
 				if u := f.unread(); u >= 0 {
 					if u < f.lastUnread {
 						f.progressed()
 					}
 					f.lastUnread = u
+					pending = u > 0
 				}
 			}
-			if r.gaveUp(f, now) {
+			if r.gaveUp(f, now, pending) {
 				f.paced = false // stalled: it will get a gap instead
 				continue
 			}
@@ -368,9 +370,13 @@ func (r *Ring) pace() {
 
 // gaveUp accounts for the time since writers last looked at f, which has
 // shown no progress meanwhile, and reports whether to give up on it.
+// pending is false when f's client has nothing unread in its socket.
 //
 // Only time in which f's client could have read counts toward PaceWait:
 //   - a stopped process: all of it;
+//   - nothing waiting in its socket: none of it (what holds it up is
+//     the goroutine serving it, which has not run: memlogd itself is
+//     short of CPU);
 //   - a process with a runnable thread that got no CPU (the machine,
 //     or the whole VM, is starved): none of it;
 //   - otherwise (sleeping on something else, running without reading, or
@@ -380,7 +386,7 @@ func (r *Ring) pace() {
 //
 // Whatever the reason, writers never wait more than PaceMax for a
 // follower that reads nothing.
-func (r *Ring) gaveUp(f *Follower, now time.Duration) bool {
+func (r *Ring) gaveUp(f *Follower, now time.Duration, pending bool) bool {
 	if !f.waiting {
 		f.waiting = true
 		f.waitStart, f.sampledAt, f.stalled, f.cpuKnown = now, now, 0, false
@@ -398,6 +404,8 @@ func (r *Ring) gaveUp(f *Follower, now time.Duration) bool {
 	}
 	switch {
 	case ok && st.Stopped:
+	case !pending:
+		d = 0 // nothing to read: not the client's fault
 	case ok && st.Runnable && (!f.cpuKnown || st.CPU <= f.cpu):
 		d = 0 // starved
 	default:
