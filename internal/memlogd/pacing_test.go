@@ -51,4 +51,9 @@ func TestPacingStoppedLogread(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprintf(";stop;stop %d ", total-1)) {
 		t.Errorf("the continued logread lacks the last line")
 	}
+	// memlogd says why it stopped waiting for it.
+	r := tu.WaitMsgContaining(t, d.Query, "memlogd", fmt.Sprintf("writers stopped waiting for the reader with pid %d: ", lr.Cmd.Process.Pid), 30*time.Second)
+	if !strings.Contains(r.Msg, "client stopped") {
+		t.Errorf("memlogd's reason: %q", r.Msg)
+	}
 }

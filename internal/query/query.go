@@ -189,6 +189,7 @@ type reader struct {
 	enc logproto.Encoder
 	out []byte
 	f   *ring.Follower
+	pid int // the client's, when known
 }
 
 // unread returns the bytes written to the client that it has not read yet
@@ -266,6 +267,7 @@ func (r *reader) run(ctx context.Context) error {
 		}
 		if b.Lost > 0 {
 			r.gap(b.Lost, cursor+b.Lost)
+			r.logGiveUp(b.Lost)
 		}
 		for i := range b.Entries {
 			e := &b.Entries[i]

@@ -2,6 +2,7 @@ package ring
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,16 +34,11 @@ type fakeProc struct {
 	mu sync.Mutex
 	st ProcState
 	ok bool
-	// busy: its CPU time grows at every look (it runs, but not for us).
-	busy bool
 }
 
 func (p *fakeProc) probe() (ProcState, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.busy {
-		p.st.CPU += time.Millisecond
-	}
 	return p.st, p.ok
 }
 
@@ -116,7 +112,7 @@ func TestStarvedReaderIsWaitedFor(t *testing.T) {
 	r := mustNew(t, Config{MaxEntries: 100, MaxBytes: 1 << 16, PaceWait: time.Second, PaceMax: time.Hour, Clock: c.clock})
 	f := r.Follow(1)
 	defer r.Unfollow(f)
-	p := &fakeProc{st: ProcState{Runnable: true, CPU: 5 * time.Millisecond}, ok: true}
+	p := &fakeProc{st: ProcState{Runnable: true}, ok: true}
 	r.SetProbe(f, p.probe)
 	done := overrun(r, 1000)
 	waitLooks(t, c, 30) // 30 s of simulated starvation
@@ -149,31 +145,39 @@ func TestStoppedReaderIsGivenUpInTime(t *testing.T) {
 	if b.Lost != 900 || len(b.Entries) != 100 {
 		t.Errorf("lost %d, read %d; want 900 lost and 100 read", b.Lost, len(b.Entries))
 	}
-}
-
-// TestBusyReaderIsGivenUp: a reader that runs (its CPU time grows) but
-// does not read is given up on; while the writer itself looks only late
-// (the clock jumps a minute between looks), a look counts two ticks, not
-// the minute.
-func TestBusyReaderIsGivenUp(t *testing.T) {
-	for _, busy := range []bool{true, false} {
-		c := newStepClock(time.Minute)
-		wait := 100 * time.Millisecond
-		r := mustNew(t, Config{MaxEntries: 100, MaxBytes: 1 << 16, PaceWait: wait, PaceMax: 24 * time.Hour, Clock: c.clock})
-		f := r.Follow(1)
-		p := &fakeProc{st: ProcState{Runnable: busy}, ok: true, busy: busy}
-		r.SetProbe(f, p.probe)
-		waitDone(t, overrun(r, 1000), fmt.Sprintf("busy=%v", busy))
-		// 2 ticks (20 ms) per look after the first: 5 looks + 1.
-		if looks := c.looks.Load(); looks < 6 || looks > 8 {
-			t.Errorf("busy=%v: given up after %d looks, want 6", busy, looks)
-		}
-		r.Unfollow(f)
+	if why := r.GiveUpReason(f); !strings.Contains(why, "client stopped") || !strings.Contains(why, "100ms of it with the chance to read") {
+		t.Errorf("reason %q", why)
+	}
+	if why := r.GiveUpReason(f); why != "" {
+		t.Errorf("reason given twice: %q", why)
 	}
 }
 
-// TestHardBound: a reader that looks runnable but never gets CPU, for
-// ever, holds writers up at most PaceMax of clock.
+// TestSleepingReaderIsGivenUp: a reader that sleeps on something else
+// while data waits for it is given up on; while the writer itself looks
+// only late (the clock jumps a minute between looks), a look counts two
+// ticks, not the minute.
+func TestSleepingReaderIsGivenUp(t *testing.T) {
+	c := newStepClock(time.Minute)
+	wait := 100 * time.Millisecond
+	r := mustNew(t, Config{MaxEntries: 100, MaxBytes: 1 << 16, PaceWait: wait, PaceMax: 24 * time.Hour, Clock: c.clock})
+	f := r.Follow(1)
+	defer r.Unfollow(f)
+	p := &fakeProc{ok: true}
+	r.SetProbe(f, p.probe)
+	waitDone(t, overrun(r, 1000), "sleeping reader")
+	// 2 ticks (20 ms) per look after the first: 5 looks + 1.
+	if looks := c.looks.Load(); looks < 6 || looks > 8 {
+		t.Errorf("given up after %d looks, want 6", looks)
+	}
+	if why := r.GiveUpReason(f); !strings.Contains(why, "client sleeping") {
+		t.Errorf("reason %q", why)
+	}
+}
+
+// TestHardBound: a reader that stays runnable for ever (it never gets a
+// CPU, or it runs but never reads) holds writers up at most PaceMax of
+// clock.
 func TestHardBound(t *testing.T) {
 	const step = 50 * time.Millisecond
 	c := newStepClock(step)

@@ -120,15 +120,17 @@ type Follower struct {
 	waitStart time.Duration // clock when they began
 	sampledAt time.Duration // clock at the last look at it
 	stalled   time.Duration // time since waitStart it could have read and did not
-	cpu       time.Duration // its process's CPU time at the last look
-	cpuKnown  bool
+	known     bool          // the last look saw its process
+	lastState ProcState     // what it saw
+	unreadNow int           // bytes unread at the last look (-1: unknown)
+	// why it was last given up on, until GiveUpReason takes it
+	why string
 }
 
 // ProcState is what pacing learns of a reader's process.
 type ProcState struct {
-	CPU      time.Duration // CPU time used so far
-	Runnable bool          // a thread of it is running or waiting for a CPU
-	Stopped  bool          // all its threads are stopped (SIGSTOP)
+	Runnable bool // a thread of it is running or waiting for a CPU
+	Stopped  bool // all its threads are stopped (SIGSTOP)
 }
 
 // Probe reports the state of a follower's client process; ok is false
@@ -332,17 +334,20 @@ func (r *Ring) pace() {
 				continue
 			}
 			pending := true // something may wait for its client
+			f.unreadNow = -1
 			if f.unread != nil {
 				if u := f.unread(); u >= 0 {
 					if u < f.lastUnread {
 						f.progressed()
 					}
 					f.lastUnread = u
+					f.unreadNow = u
 					pending = u > 0
 				}
 			}
 			if r.gaveUp(f, now, pending) {
 				f.paced = false // stalled: it will get a gap instead
+				f.why = f.describe(now)
 				continue
 			}
 			waiting = true
@@ -377,19 +382,21 @@ func (r *Ring) pace() {
 //   - nothing waiting in its socket: none of it (what holds it up is
 //     the goroutine serving it, which has not run: memlogd itself is
 //     short of CPU);
-//   - a process with a runnable thread that got no CPU (the machine,
-//     or the whole VM, is starved): none of it;
-//   - otherwise (sleeping on something else, running without reading, or
-//     unknown): the time since the last look, but at most two ticks: a
-//     longer interval means the waiting writer itself was kept from
-//     running, so the reader most likely was too.
+//   - a process with a runnable thread: none of it. It is waiting for
+//     a CPU (the machine, or the whole VM, is starved), or busy with what
+//     it read before (a reader short of CPU decodes its buffer a long
+//     while before it reads its socket again);
+//   - otherwise (sleeping on something else, or unknown): the time since
+//     the last look, but at most two ticks: a longer interval means the
+//     waiting writer itself was kept from running, so the reader most
+//     likely was too.
 //
 // Whatever the reason, writers never wait more than PaceMax for a
-// follower that reads nothing.
+// follower that reads nothing (one that runs but never reads).
 func (r *Ring) gaveUp(f *Follower, now time.Duration, pending bool) bool {
 	if !f.waiting {
 		f.waiting = true
-		f.waitStart, f.sampledAt, f.stalled, f.cpuKnown = now, now, 0, false
+		f.waitStart, f.sampledAt, f.stalled, f.known = now, now, 0, false
 		return false
 	}
 	d := now - f.sampledAt
@@ -406,14 +413,45 @@ func (r *Ring) gaveUp(f *Follower, now time.Duration, pending bool) bool {
 	case ok && st.Stopped:
 	case !pending:
 		d = 0 // nothing to read: not the client's fault
-	case ok && st.Runnable && (!f.cpuKnown || st.CPU <= f.cpu):
-		d = 0 // starved
+	case ok && st.Runnable:
+		d = 0 // waiting for a CPU, or busy with what it read
 	default:
 		d = min(d, 2*r.tick)
 	}
-	f.cpu, f.cpuKnown = st.CPU, ok
+	f.known, f.lastState = ok, st
 	f.stalled += d
 	return f.stalled >= r.paceWait || now-f.waitStart >= r.paceMax
+}
+
+// describe says why f is given up on, for memlogd's log.
+func (f *Follower) describe(now time.Duration) string {
+	state := "unknown"
+	if f.known {
+		switch {
+		case f.lastState.Stopped:
+			state = "stopped"
+		case f.lastState.Runnable:
+			state = "running"
+		default:
+			state = "sleeping"
+		}
+	}
+	unread := "unknown"
+	if f.unreadNow >= 0 {
+		unread = fmt.Sprint(f.unreadNow)
+	}
+	return fmt.Sprintf("no progress for %v of writers' waiting, %v of it with the chance to read (client %s, %s bytes unread)",
+		(now - f.waitStart).Round(time.Millisecond), f.stalled.Round(time.Millisecond), state, unread)
+}
+
+// GiveUpReason returns, once, why writers last gave up waiting for f
+// ("" if they did not).
+func (r *Ring) GiveUpReason(f *Follower) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	why := f.why
+	f.why = ""
+	return why
 }
 
 // progressed notes that f read something (or its client did): writers
