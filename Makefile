@@ -27,9 +27,11 @@ test-go: build deps
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 
 # QEMU test cases in test/cases (installs qemu, a Debian kernel and busybox
-# on first use, cached under .cache/).
+# on first use, cached under .cache/). STRESS=N keeps N CPU-bound processes
+# running meanwhile (a busy host; e.g. STRESS=$$((2 * $$(nproc)))).
+STRESS ?= 0
 test-vm: build
-	$(GO) run ./tools/vmtest -cases test/cases
+	$(GO) run ./tools/vmtest -cases test/cases -stress $(STRESS)
 
 # Everything: the README's test command.
 test: test-go test-vm
@@ -43,8 +45,10 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # The README's main command: boots examples/minimal.yml in QEMU.
+# RUNFLAGS=-echo-console keeps memlogd's console echo on the console.
+RUNFLAGS ?=
 run: build
-	$(GO) run ./tools/vmtest -run examples/minimal.yml
+	$(GO) run ./tools/vmtest -run examples/minimal.yml $(RUNFLAGS)
 
 # Local demo without a VM: memlogd on sockets in a temporary directory.
 demo: build

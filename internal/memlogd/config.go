@@ -56,9 +56,9 @@ const (
 	// each, with room for their source names.
 	DefaultMaxBytes   = 6 << 20
 	DefaultMaxReaders = 64
-	// DefaultPaceWait: a reader is taken for stalled after a second
-	// without reading anything; under load on a single slow CPU (QEMU
-	// without KVM) live readers were seen to pause for up to 0.95 s.
+	// DefaultPaceWait: a reader is taken for stalled after a second in
+	// which it could have read and did not (time in which it was kept
+	// from running for lack of CPU does not count; see ring.Config).
 	DefaultPaceWait = time.Second
 )
 
@@ -97,7 +97,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, *flag.FlagSet, error) 
 	fs.IntVar(&c.MaxBytes, "max-bytes", DefaultMaxBytes, "ring capacity in bytes of source names, messages and structured data")
 	fs.IntVar(&c.MaxLineLen, "max-line-len", DefaultMaxLineLen, "longer lines are cut to this many bytes and marked truncated")
 	fs.IntVar(&c.MaxReaders, "max-readers", DefaultMaxReaders, "concurrent query connections; more are refused")
-	fs.DurationVar(&c.PaceWait, "pace-wait", DefaultPaceWait, "a source about to evict entries a reader has not read waits while that reader keeps reading; a reader idle this long is given up on (it gets a gap); 0: never wait")
+	fs.DurationVar(&c.PaceWait, "pace-wait", DefaultPaceWait, "a source about to evict entries a reader has not read waits while that reader keeps reading; a reader that could have read and did not for this long is given up on (it gets a gap), and none is waited for longer than 10 times this; 0: never wait")
 	fs.BoolVar(&c.Console, "console", true, "echo every entry to stdout (skipped and counted when stdout is slow)")
 	fs.BoolVar(&c.Kmsg, "kmsg", false, "read kernel messages from /dev/kmsg into the ring (then do not run the kmsg service too: memlogd drops its copies and warns)")
 	fs.StringVar(&c.KmsgState, "kmsg-state", "/run/memlogd/kmsg.state", "where -kmsg keeps the last kernel sequence number it delivered, so a restart in the same boot neither repeats nor skips records")

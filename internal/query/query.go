@@ -1,6 +1,8 @@
 // Package query serves memlogd's query socket: each connection reads the
-// ring through its own cursor, so a slow or stalled reader costs nobody
-// else anything and holds only a bounded amount of memory.
+// ring through its own cursor and holds only a bounded amount of memory.
+// A reader never causes loss for another; writers wait for a follower
+// only as the ring's pacing allows (while it reads, and a bounded time
+// when it does not).
 package query
 
 import (
@@ -304,6 +306,7 @@ type reader struct {
 	f   *ring.Follower
 	// unsent is what a stalled client left unread (for the report).
 	unsent int
+	pid int // the client's, when known
 }
 
 // unread returns the bytes written to the client that it has not read yet
@@ -364,6 +367,9 @@ func (r *reader) run(ctx context.Context) error {
 	}
 	f := rg.FollowClient(cursor, r.unread)
 	defer rg.Unfollow(f)
+	if p := r.probe(); p != nil {
+		rg.SetProbe(f, p)
+	}
 	r.f = f
 	var b ring.Batch
 	for {
@@ -381,6 +387,7 @@ func (r *reader) run(ctx context.Context) error {
 		}
 		if b.Lost > 0 {
 			r.gap(b.Lost, cursor+b.Lost)
+			r.logGiveUp(b.Lost)
 		}
 		for i := range b.Entries {
 			e := &b.Entries[i]

@@ -2,9 +2,12 @@
 // preallocated byte arena and an index of fixed-size slots, bounded both by
 // the number of entries and by the bytes they hold. Every entry gets a
 // sequence number one greater than the previous one; readers keep their own
-// cursor (the next sequence number they want) and never slow a writer down.
-// A reader that falls behind further than the ring holds learns exactly how
-// many entries it missed.
+// cursor (the next sequence number they want). Plain readers never slow a
+// writer down; a writer about to evict what a registered follower has not
+// read waits for it while it keeps reading, and at most PaceWait of time in
+// which it could have read and did not (never more than PaceMax). A reader
+// that falls behind further than the ring holds learns exactly how many
+// entries it missed.
 package ring
 
 import (
@@ -92,6 +95,9 @@ type Ring struct {
 
 	// Pacing: writers wait for registered followers (see Config.PaceWait).
 	paceWait  time.Duration
+	paceMax   time.Duration
+	tick      time.Duration // how often a waiting writer looks at followers
+	clock     func() time.Duration
 	followers map[*Follower]struct{}
 	progress  chan struct{} // closed when a follower advances
 }
@@ -99,15 +105,37 @@ type Ring struct {
 // Follower is a registered reader: writers about to evict an entry it has
 // not read yet wait for it, within Config.PaceWait.
 type Follower struct {
-	pos        uint64    // next sequence number it will read
-	paced      bool      // writers wait for it
-	progressAt time.Time // when it last showed progress
+	pos   uint64 // next sequence number it will read
+	paced bool   // writers wait for it
 	// unread, if set, tells how many bytes its client has not read yet:
 	// when that shrinks the client is alive, even if the goroutine
 	// serving it has not run (its whole process may be short of CPU).
 	unread     func() int
 	lastUnread int
+	// probe, if set, describes the client's process (see Probe).
+	probe Probe
+
+	// While writers wait for it with no progress from it (waiting):
+	waiting   bool
+	waitStart time.Duration // clock when they began
+	sampledAt time.Duration // clock at the last look at it
+	stalled   time.Duration // time since waitStart it could have read and did not
+	known     bool          // the last look saw its process
+	lastState ProcState     // what it saw
+	unreadNow int           // bytes unread at the last look (-1: unknown)
+	// why it was last given up on, until GiveUpReason takes it
+	why string
 }
+
+// ProcState is what pacing learns of a reader's process.
+type ProcState struct {
+	Runnable bool // a thread of it is running or waiting for a CPU
+	Stopped  bool // all its threads are stopped (SIGSTOP)
+}
+
+// Probe reports the state of a follower's client process; ok is false
+// when it cannot be known (another PID namespace, no /proc, gone).
+type Probe func() (s ProcState, ok bool)
 
 // Config bounds a ring.
 type Config struct {
@@ -116,12 +144,24 @@ type Config struct {
 	// PaceWait bounds how long a writer waits for a registered follower
 	// that has not read an entry the writer must evict. The writer waits
 	// while the follower keeps reading, until it has caught up to within
-	// half of what the ring holds; a follower that reads nothing for
-	// PaceWait (it is stalled, or its client does not read) is given up
+	// half of what the ring holds. A follower that reads nothing while it
+	// could have (for PaceWait of the writers' waiting, counting only time
+	// in which it was not kept from running for lack of CPU) is given up
 	// on, gets a gap, and is waited for again once it reads again. Zero
 	// disables waiting.
 	PaceWait time.Duration
+	// PaceMax is the hard bound: writers never wait longer than this for
+	// a follower that reads nothing, whatever the reason. Zero means
+	// 10 x PaceWait.
+	PaceMax time.Duration
+	// Clock is a monotonic clock for every pacing duration (nil: the
+	// process's monotonic clock). Entries' receive times are never used
+	// for pacing: the wall clock may be stepped.
+	Clock func() time.Duration
 }
+
+// PaceMaxFactor is PaceMax in units of PaceWait when Config.PaceMax is 0.
+const PaceMaxFactor = 10
 
 // MinBytes is the smallest arena accepted: the longest source and
 // structured data an entry may carry plus MinMsgRoom bytes of message, so
@@ -142,14 +182,30 @@ func New(c Config) (*Ring, error) {
 	if c.MaxBytes < MinBytes {
 		return nil, fmt.Errorf("ring: max bytes %d: must be at least %d", c.MaxBytes, MinBytes)
 	}
-	return &Ring{
+	r := &Ring{
 		arena:     make([]byte, c.MaxBytes),
 		slots:     make([]slot, c.MaxEntries),
 		first:     1,
 		next:      1,
-		paceWait:  c.PaceWait,
 		followers: make(map[*Follower]struct{}),
-	}, nil
+	}
+	r.initPacing(c)
+	return r, nil
+}
+
+func (r *Ring) initPacing(c Config) {
+	r.paceWait = max(c.PaceWait, 0)
+	r.paceMax = c.PaceMax
+	if r.paceMax <= 0 {
+		r.paceMax = PaceMaxFactor * r.paceWait
+	}
+	r.paceMax = max(r.paceMax, r.paceWait)
+	r.tick = min(max(r.paceWait/10, 5*time.Millisecond), 100*time.Millisecond)
+	r.clock = c.Clock
+	if r.clock == nil {
+		start := time.Now()
+		r.clock = func() time.Duration { return time.Since(start) } // monotonic
+	}
 }
 
 // Bounds returns the oldest sequence number held and the next one to be
@@ -162,7 +218,9 @@ func (r *Ring) Bounds() (first, next uint64) {
 
 // Append adds entries in order, assigning their sequence numbers (the Seq
 // field of the arguments is ignored), evicting the oldest entries as
-// needed. It never blocks on readers. Entries larger than the arena are
+// needed. Before evicting an entry a paced follower has not read, it
+// waits as Config.PaceWait says: while that follower keeps reading, and
+// at most PaceMax for one that reads nothing. Entries larger than the arena are
 // cut: the message is shortened and marked truncated. It returns the
 // sequence number given to the last entry.
 func (r *Ring) Append(es ...Entry) uint64 {
@@ -269,46 +327,38 @@ func (r *Ring) blocked() bool {
 
 // pace waits while the paced followers that are behind keep reading,
 // until each has caught up to within half of what the ring holds.
-// Followers that have read nothing for PaceWait are no longer paced.
-// Waiting for half the ring rather than one entry lets writers then go on
-// in large steps.
+// Followers that could have read and did not for PaceWait (see gaveUp)
+// are no longer paced. Waiting for half the ring rather than one entry
+// lets writers then go on in large steps.
 func (r *Ring) pace() {
 	for !r.closed {
 		target := max(r.first+(r.next-r.first)/2, r.first+1)
-		now := time.Now()
-		var wake time.Time
+		now := r.clock()
+		waiting := false
 		for f := range r.followers {
 			if !f.paced || f.pos >= target {
 				continue
 			}
-			// It has been failing us since its last read, or since the
-			// oldest entry it has not read arrived, whichever is later:
-			// a follower idle because there was nothing to read is not
-			// stalled.
-			since := f.progressAt
-			if f.pos >= r.first && f.pos < r.next {
-				if t := time.Unix(0, r.slots[f.pos%uint64(len(r.slots))].time); t.After(since) {
-					since = t
-				}
-			}
+			pending := true // something may wait for its client
+			f.unreadNow = -1
 			if f.unread != nil {
 				if u := f.unread(); u >= 0 {
 					if u < f.lastUnread {
-						f.progressAt, since = now, now
+						f.progressed()
 					}
 					f.lastUnread = u
+					f.unreadNow = u
+					pending = u > 0
 				}
 			}
-			giveUp := since.Add(r.paceWait)
-			if !now.Before(giveUp) {
+			if r.gaveUp(f, now, pending) {
 				f.paced = false // stalled: it will get a gap instead
+				f.why = f.describe(now)
 				continue
 			}
-			if wake.IsZero() || giveUp.Before(wake) {
-				wake = giveUp
-			}
+			waiting = true
 		}
-		if wake.IsZero() {
+		if !waiting {
 			return
 		}
 		if r.progress == nil {
@@ -319,7 +369,7 @@ func (r *Ring) pace() {
 		// are waiting for.
 		r.wakeReaders()
 		r.mu.Unlock()
-		t := time.NewTimer(wake.Sub(now))
+		t := time.NewTimer(r.tick)
 		select {
 		case <-ch:
 		case <-t.C:
@@ -327,6 +377,93 @@ func (r *Ring) pace() {
 		t.Stop()
 		r.mu.Lock()
 	}
+}
+
+// gaveUp accounts for the time since writers last looked at f, which has
+// shown no progress meanwhile, and reports whether to give up on it.
+// pending is false when f's client has nothing unread in its socket.
+//
+// Only time in which f's client could have read counts toward PaceWait:
+//   - a stopped process: all of it;
+//   - nothing waiting in its socket: none of it (what holds it up is
+//     the goroutine serving it, which has not run: memlogd itself is
+//     short of CPU);
+//   - a process with a runnable thread: none of it. It is waiting for
+//     a CPU (the machine, or the whole VM, is starved), or busy with what
+//     it read before (a reader short of CPU decodes its buffer a long
+//     while before it reads its socket again);
+//   - otherwise (sleeping on something else, or unknown): the time since
+//     the last look, but at most two ticks: a longer interval means the
+//     waiting writer itself was kept from running, so the reader most
+//     likely was too.
+//
+// Whatever the reason, writers never wait more than PaceMax for a
+// follower that reads nothing (one that runs but never reads).
+func (r *Ring) gaveUp(f *Follower, now time.Duration, pending bool) bool {
+	if !f.waiting {
+		f.waiting = true
+		f.waitStart, f.sampledAt, f.stalled, f.known = now, now, 0, false
+		return false
+	}
+	d := now - f.sampledAt
+	if d <= 0 {
+		return false
+	}
+	f.sampledAt = now
+	var st ProcState
+	ok := false
+	if f.probe != nil {
+		st, ok = f.probe()
+	}
+	switch {
+	case ok && st.Stopped:
+	case !pending:
+		d = 0 // nothing to read: not the client's fault
+	case ok && st.Runnable:
+		d = 0 // waiting for a CPU, or busy with what it read
+	default:
+		d = min(d, 2*r.tick)
+	}
+	f.known, f.lastState = ok, st
+	f.stalled += d
+	return f.stalled >= r.paceWait || now-f.waitStart >= r.paceMax
+}
+
+// describe says why f is given up on, for memlogd's log.
+func (f *Follower) describe(now time.Duration) string {
+	state := "unknown"
+	if f.known {
+		switch {
+		case f.lastState.Stopped:
+			state = "stopped"
+		case f.lastState.Runnable:
+			state = "running"
+		default:
+			state = "sleeping"
+		}
+	}
+	unread := "unknown"
+	if f.unreadNow >= 0 {
+		unread = fmt.Sprint(f.unreadNow)
+	}
+	return fmt.Sprintf("no progress for %v of writers' waiting, %v of it with the chance to read (client %s, %s bytes unread)",
+		(now - f.waitStart).Round(time.Millisecond), f.stalled.Round(time.Millisecond), state, unread)
+}
+
+// GiveUpReason returns, once, why writers last gave up waiting for f
+// ("" if they did not).
+func (r *Ring) GiveUpReason(f *Follower) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	why := f.why
+	f.why = ""
+	return why
+}
+
+// progressed notes that f read something (or its client did): writers
+// waiting for it start counting afresh.
+func (f *Follower) progressed() {
+	f.waiting = false
 }
 
 // Batch receives entries copied out of the ring; reuse one per reader so
@@ -363,7 +500,7 @@ func (r *Ring) Follow(cursor uint64) *Follower {
 func (r *Ring) FollowClient(cursor uint64, unread func() int) *Follower {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	f := &Follower{pos: cursor, paced: true, progressAt: time.Now(), unread: unread, lastUnread: -1}
+	f := &Follower{pos: cursor, paced: true, unread: unread, lastUnread: -1}
 	r.followers[f] = struct{}{}
 	return f
 }
@@ -385,7 +522,7 @@ func (r *Ring) ReadFollower(f *Follower, b *Batch, maxEntries, maxBytes int) {
 	r.readLocked(f.pos, b, maxEntries, maxBytes)
 	if b.Next != f.pos {
 		f.pos = b.Next
-		f.progressAt = time.Now()
+		f.progressed()
 		r.signalProgress()
 	}
 	// A follower that was given up on is waited for again as soon as it
@@ -401,7 +538,16 @@ func (r *Ring) ReadFollower(f *Follower, b *Batch, maxEntries, maxBytes int) {
 // that drains them slowly), so writers keep waiting for it.
 func (r *Ring) Touch(f *Follower) {
 	r.mu.Lock()
-	f.progressAt = time.Now()
+	f.progressed()
+	r.mu.Unlock()
+}
+
+// SetProbe tells pacing how to examine f's client process, so that a
+// client kept from running by a starved machine is not taken for a
+// stalled one.
+func (r *Ring) SetProbe(f *Follower, p Probe) {
+	r.mu.Lock()
+	f.probe = p
 	r.mu.Unlock()
 }
 

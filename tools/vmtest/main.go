@@ -1,6 +1,7 @@
 // Command vmtest boots lklog's packages in QEMU with a real Debian kernel.
 //
 //	vmtest -cases test/cases [-only NAME] [-j 2]   run the VM test cases
+//	vmtest -cases test/cases -stress 4               the same on a loaded host
 //	vmtest -run examples/minimal.yml                 boot an example image
 //
 // On first use it installs qemu-system-x86 and e2fsprogs with apt-get and
@@ -15,12 +16,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lklog/lklog/internal/vm/stress"
 	"github.com/lklog/lklog/internal/vm/suite"
 )
 
@@ -34,7 +37,9 @@ func run() int {
 	jobs := flag.Int("j", 2, "with -cases: cases run at a time")
 	boot := flag.String("run", "", "boot this LinuxKit yml with a shell on the console")
 	follow := flag.Int("follow", 5, "with -run and no terminal: seconds of `logread -F` before powering off")
+	echoConsole := flag.Bool("echo-console", false, "with -run: leave memlogd's console echo on the console, as in LinuxKit (default: a second serial port saved in .cache/vmtest/run/memlogd-console.log)")
 	cache := flag.String("cache", ".cache", "cache directory (kernel, busybox, images)")
+	stressN := flag.Int("stress", 0, "with -cases: keep this many CPU-bound processes running on the host meanwhile (e.g. 2 x nproc), to test on a busy machine")
 	flag.Parse()
 	if (*casesDir == "") == (*boot == "") {
 		fmt.Fprintln(os.Stderr, "vmtest: give exactly one of -cases DIR or -run FILE.yml")
@@ -83,7 +88,7 @@ func run() int {
 		// A person may keep the VM for hours: let test runs go on.
 		unlock()
 		_, terr := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
-		o := suite.RunOptions{Interactive: terr == nil, FollowSeconds: *follow, Timeout: time.Duration(*follow)*time.Second + 120*time.Second}
+		o := suite.RunOptions{Interactive: terr == nil, FollowSeconds: *follow, Timeout: time.Duration(*follow)*time.Second + 120*time.Second, EchoConsole: *echoConsole}
 		if o.Interactive {
 			o.Timeout = 12 * time.Hour
 			fmt.Println("vmtest: the console is this terminal; Ctrl-A x quits QEMU")
@@ -108,13 +113,32 @@ func run() int {
 	if lib := filepath.Join(*casesDir, "..", "lib"); dirExists(lib) {
 		env.LibDir = lib
 	}
+	if *stressN != 0 {
+		load, err := stress.Start(*stressN)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "vmtest:", err)
+			return 1
+		}
+		defer load.Stop()
+		// The VMs get about NumCPU/(NumCPU+N) of the CPU they had, less
+		// if the host was busy already: twice that margin.
+		env.TimeScale = 2 * (1 + float64(*stressN)/float64(runtime.NumCPU()))
+		fmt.Printf("vmtest: stress: %d CPU-bound processes on %d CPUs until the cases end; case timeouts x%.1f\n", *stressN, runtime.NumCPU(), env.TimeScale)
+	}
 	passed, failed := env.RunAll(ctx, cases, *jobs)
-	fmt.Printf("vmtest: %d cases in %.1fs\n", len(cases), time.Since(start).Seconds())
+	fmt.Printf("vmtest: %d cases in %.1fs%s\n", len(cases), time.Since(start).Seconds(), stressNote(*stressN))
 	fmt.Printf("%d passed, %d failed\n", passed, failed)
 	if failed > 0 || ctx.Err() != nil {
 		return 1
 	}
 	return 0
+}
+
+func stressNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" with -stress %d", n)
 }
 
 func dirExists(p string) bool {

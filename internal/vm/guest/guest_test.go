@@ -245,3 +245,14 @@ func TestPlanValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestHasLogwrite(t *testing.T) {
+	in := &Init{Plan: &Plan{Services: []Proc{{Name: "hello", Command: []string{"/bin/sh", "-c", "echo logwrite"}}}}}
+	if in.hasLogwrite() {
+		t.Error("a shell that prints 'logwrite' taken for logwrite")
+	}
+	in.Plan.Services = append(in.Plan.Services, Proc{Name: "w", Command: []string{"/usr/bin/logwrite", "-log-dir", "/var/log"}})
+	if !in.hasLogwrite() {
+		t.Error("logwrite not seen")
+	}
+}

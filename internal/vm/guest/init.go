@@ -105,7 +105,7 @@ func (in *Init) Boot() error {
 			[]string{"route", "add", "default", "via", "10.0.2.2"})
 	}
 	for _, args := range ip {
-		if err := in.runWait("ip "+strings.Join(args, " "), append([]string{"/bin/busybox", "ip"}, args...), 10*time.Second); err != nil {
+		if err := in.runWait("ip "+strings.Join(args, " "), append([]string{"/bin/busybox", "ip"}, args...), in.Console, 10*time.Second); err != nil {
 			return err
 		}
 	}
@@ -148,9 +148,9 @@ func (in *Init) command(argv, env []string, stdout, stderr *os.File) *exec.Cmd {
 	return cmd
 }
 
-// runWait runs argv with console output and waits up to limit.
-func (in *Init) runWait(what string, argv []string, limit time.Duration) error {
-	c, err := in.reaper.Start(what, in.command(argv, nil, in.Console, in.Console))
+// runWait runs argv with output to out and waits up to limit.
+func (in *Init) runWait(what string, argv []string, out *os.File, limit time.Duration) error {
+	c, err := in.reaper.Start(what, in.command(argv, nil, out, out))
 	if err != nil {
 		return err
 	}
@@ -183,12 +183,36 @@ func (in *Init) RunInitScripts() error {
 		}
 	}
 	sort.Strings(names)
+	out := in.Console
+	if in.Plan.EchoTTY != "" {
+		f, err := openEcho(in.Plan.EchoTTY)
+		if err != nil {
+			in.logf("%v: memlogd's console echo stays on the console", err)
+		} else {
+			defer f.Close()
+			out = f
+		}
+	}
 	for _, n := range names {
-		if err := in.runWait("/etc/init.d/"+n, []string{filepath.Join(dir, n)}, initScriptTimeout); err != nil {
+		if err := in.runWait("/etc/init.d/"+n, []string{filepath.Join(dir, n)}, out, initScriptTimeout); err != nil {
 			return fmt.Errorf("init.d: %w", err)
 		}
 	}
 	return nil
+}
+
+// openEcho opens the serial port for memlogd's echo, with output
+// processing off: the host saves the bytes as they are, lines ending in LF.
+func openEcho(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("echo: %w", err)
+	}
+	if t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
+		t.Oflag &^= unix.OPOST
+		unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t)
+	}
+	return f, nil
 }
 
 // RunOnboot runs the onboot entries one after another with LinuxKit's log
@@ -317,7 +341,11 @@ func ScanPass(r io.Reader, w io.Writer) bool {
 
 // Follow shows `logread -F` on the console for d, then stops it.
 func (in *Init) Follow(d time.Duration) {
-	in.logf("showing `logread -F` for %v, then powering off (memlogd also echoes each entry to the console)", d)
+	if in.Plan.EchoTTY != "" {
+		in.logf("showing `logread -F` for %v, then powering off", d)
+	} else {
+		in.logf("showing `logread -F` for %v, then powering off (memlogd also echoes each entry to the console)", d)
+	}
 	c, err := in.reaper.Start("logread -F", in.command([]string{"/usr/bin/logread", "-F"}, nil, in.Console, in.Console))
 	if err != nil {
 		in.logf("%v", err)
@@ -340,6 +368,12 @@ func (in *Init) Shell() {
 	}
 	defer tty.Close()
 	fmt.Fprintln(tty, "lklog VM shell: try `logread -F` (Ctrl-C stops it); `exit` or `poweroff -f` powers off.")
+	if in.Plan.EchoTTY != "" {
+		fmt.Fprintln(tty, "memlogd's console echo goes to the second serial port (a file on the host), not here.")
+	}
+	if !in.hasLogwrite() {
+		fmt.Fprintln(tty, "This image has no logwrite: the logs are in memlogd's memory only, /var/log stays empty.")
+	}
 	cmd := in.command([]string{"/bin/sh", "-l"}, []string{"PS1=lklog:\\w# "}, tty, tty)
 	cmd.Stdin = tty
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
@@ -350,6 +384,19 @@ func (in *Init) Shell() {
 	}
 	// A person may stay a long time; the host has its own limit.
 	c.Wait(24 * time.Hour)
+}
+
+// hasLogwrite reports whether the plan runs logwrite (which writes
+// /var/log).
+func (in *Init) hasLogwrite() bool {
+	for _, list := range [][]Proc{in.Plan.Onboot, in.Plan.Services} {
+		for _, p := range list {
+			if len(p.Command) > 0 && filepath.Base(p.Command[0]) == "logwrite" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Stop terminates the services and every other process, syncs and unmounts

@@ -58,6 +58,10 @@ type Plan struct {
 	// Otherwise `logread -F` is shown for FollowSeconds.
 	Interactive   bool `json:"interactive,omitempty"`
 	FollowSeconds int  `json:"follow_seconds,omitempty"`
+	// EchoTTY, when set (run mode), is the device that gets the init.d
+	// scripts' output, and so memlogd's console echo, instead of the
+	// console: a second serial port that the host saves in a file.
+	EchoTTY string `json:"echo_tty,omitempty"`
 }
 
 // Proc is one onboot entry or service.

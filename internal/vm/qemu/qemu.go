@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lklog/lklog/internal/vm/guest"
+	"github.com/lklog/lklog/internal/vm/term"
 )
 
 // Config describes one VM.
@@ -30,7 +31,10 @@ type Config struct {
 	Test bool
 	// Interactive connects the console to the terminal (stdin/stdout).
 	Interactive bool
-	Timeout     time.Duration
+	// Serial2, when set, is a host file that receives the guest's second
+	// serial port (ttyS1).
+	Serial2 string
+	Timeout time.Duration
 }
 
 // Args returns QEMU's command line (without the program name).
@@ -51,6 +55,9 @@ func (c *Config) Args() []string {
 	}
 	if c.Interactive {
 		args[len(args)-1] = "mon:stdio"
+	}
+	if c.Serial2 != "" {
+		args = append(args, "-serial", "file:"+strings.ReplaceAll(c.Serial2, ",", ",,"))
 	}
 	if c.Test {
 		args = append(args, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04")
@@ -119,6 +126,11 @@ func Run(ctx context.Context, c *Config, extraOut io.Writer) (*Result, error) {
 	var serial bytes.Buffer
 	if c.Interactive {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		// QEMU puts the terminal in raw mode and the firmware turns line
+		// wrapping off: whatever way QEMU ends, put it back.
+		if saved, err := term.Save(os.Stdin); err == nil {
+			defer saved.Restore(os.Stdout)
+		}
 	} else {
 		out := io.Writer(&serial)
 		if extraOut != nil {

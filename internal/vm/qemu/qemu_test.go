@@ -96,3 +96,15 @@ func TestRunTimeout(t *testing.T) {
 		t.Fatal("no timeout accepted")
 	}
 }
+
+func TestArgsSecondSerial(t *testing.T) {
+	a := (&Config{Kernel: "k", Initrd: "i", Serial2: "/tmp/a,b/echo.log"}).Args()
+	// The console stays the first serial port (ttyS0); the file is ttyS1.
+	j := strings.Join(a, " ")
+	if !strings.Contains(j, "-serial stdio -serial file:/tmp/a,,b/echo.log") {
+		t.Errorf("args: %s", j)
+	}
+	if strings.Count(strings.Join((&Config{Kernel: "k", Initrd: "i"}).Args(), " "), "-serial") != 1 {
+		t.Errorf("a second serial port without Serial2")
+	}
+}

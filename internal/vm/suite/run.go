@@ -3,6 +3,7 @@ package suite
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/lklog/lklog/internal/vm/guest"
 	"github.com/lklog/lklog/internal/vm/image"
 	"github.com/lklog/lklog/internal/vm/qemu"
+	"github.com/lklog/lklog/internal/vm/term"
 	"github.com/lklog/lklog/internal/vm/yml"
 )
 
@@ -19,6 +21,11 @@ type RunOptions struct {
 	Interactive   bool          // a shell on the console (stdin is a terminal)
 	FollowSeconds int           // otherwise: seconds of `logread -F`
 	Timeout       time.Duration // hard limit for the VM
+	// EchoConsole keeps memlogd's console echo on the console, as in
+	// LinuxKit; otherwise it goes to a second serial port saved in
+	// EchoFile.
+	EchoConsole bool
+	EchoFile    string // default: memlogd-console.log beside the image
 }
 
 // Runnable splits a yml section into the entries the VM can run as plain
@@ -66,6 +73,14 @@ func (e *Env) Boot(ctx context.Context, ymlPath string, o RunOptions) error {
 	}
 	plan := guest.Plan{Mode: guest.ModeRun, Onboot: onboot, Services: services, Interactive: o.Interactive, FollowSeconds: o.FollowSeconds}
 	qc := &qemu.Config{QEMU: e.Assets.QEMU, Kernel: e.Assets.Vmlinux, Initrd: filepath.Join(dir, "initrd.cpio"), Interactive: o.Interactive, Timeout: o.Timeout}
+	if !o.EchoConsole {
+		qc.Serial2 = o.EchoFile
+		if qc.Serial2 == "" {
+			qc.Serial2 = filepath.Join(dir, "memlogd-console.log")
+		}
+		plan.EchoTTY = "/dev/ttyS1"
+		fmt.Fprintf(e.Out, "vmtest: memlogd's console echo goes to %s (-echo-console: on the console, as in LinuxKit)\n", qc.Serial2)
+	}
 	for _, ob := range cfg.Onboot {
 		if ob.Name == "format" {
 			plan.Disk = true
@@ -83,10 +98,22 @@ func (e *Env) Boot(ctx context.Context, ymlPath string, o RunOptions) error {
 	}
 	fmt.Fprintf(e.Out, "vmtest: booting %s (QEMU without KVM: a few seconds)\n", ymlPath)
 	var extra = e.Out
-	if o.Interactive {
+	var strip *term.Stripper
+	switch {
+	case o.Interactive:
 		extra = nil
+	case !isTerminal(e.Out):
+		// A file or a pipe gets the text without the firmware's escape
+		// codes.
+		strip = &term.Stripper{W: e.Out}
+		extra = strip
 	}
 	r, err := qemu.Run(ctx, qc, extra)
+	if strip != nil {
+		strip.Flush()
+	} else if !o.Interactive {
+		io.WriteString(e.Out, term.Reset) // the firmware turned wrapping off
+	}
 	if err != nil {
 		return err
 	}
@@ -94,6 +121,11 @@ func (e *Env) Boot(ctx context.Context, ymlPath string, o RunOptions) error {
 		return fmt.Errorf("run: %v", r.Err)
 	}
 	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(f)
 }
 
 // entriesOrSkip turns entries into processes, leaving out (with a note) the

@@ -35,6 +35,17 @@ type Env struct {
 	Applets []string // busybox applets
 	LibDir  string   // check helpers for /test/lib (optional)
 	Out     io.Writer
+	// TimeScale multiplies every case's timeout (0 or 1: as written): a
+	// host loaded k times over runs the VMs about k times slower.
+	TimeScale float64
+}
+
+// scaled applies TimeScale to a case's timeout.
+func (e *Env) scaled(d time.Duration) time.Duration {
+	if e.TimeScale <= 1 {
+		return d
+	}
+	return time.Duration(float64(d) * e.TimeScale)
 }
 
 // Prepare fetches the assets, builds the test init and lists busybox's
@@ -170,27 +181,9 @@ type CaseResult struct {
 	Pass    bool
 	Elapsed time.Duration
 	Detail  string // why it failed
-	Serial  []byte
-	// SerialNote says where the whole serial log is (printed when the
-	// output is cut).
-	SerialNote string
-}
-
-// maxSerialLines bounds the serial output printed for a failed case.
-const maxSerialLines = 300
-
-// Tail returns the last n lines of b, noting how many were left out.
-func Tail(b []byte, n int) []byte {
-	b = bytes.TrimRight(b, "\n")
-	lines := bytes.Count(b, []byte("\n")) + 1
-	if lines <= n {
-		return b
-	}
-	cut := b
-	for i := 0; i < lines-n; i++ {
-		cut = cut[bytes.IndexByte(cut, '\n')+1:]
-	}
-	return append([]byte(fmt.Sprintf("[... %d earlier lines left out ...]\n", lines-n)), cut...)
+	Serial  []byte // the guest's console, then host-check.sh's output
+	// SerialPath is the file that keeps all of Serial.
+	SerialPath string
 }
 
 // RunCase builds the case's initramfs (and disk), boots it, and runs its
@@ -218,9 +211,10 @@ func (e *Env) RunCase(ctx context.Context, c *Case) *CaseResult {
 	if err != nil {
 		return fail("%v", err)
 	}
-	checkLimit := c.Opts.Timeout - 20*time.Second
+	timeout := e.scaled(c.Opts.Timeout)
+	checkLimit := timeout - 20*time.Second
 	if checkLimit < 10*time.Second {
-		checkLimit = c.Opts.Timeout / 2
+		checkLimit = timeout / 2
 	}
 	plan := guest.Plan{
 		Mode: guest.ModeTest, Onboot: onboot, Services: services,
@@ -247,7 +241,7 @@ func (e *Env) RunCase(ctx context.Context, c *Case) *CaseResult {
 	}
 	qc := &qemu.Config{
 		QEMU: e.Assets.QEMU, Kernel: e.Assets.Vmlinux, Initrd: initrd,
-		MemMB: c.Opts.MemMB, Net: c.Opts.Net, Test: true, Timeout: c.Opts.Timeout,
+		MemMB: c.Opts.MemMB, Net: c.Opts.Net, Test: true, Timeout: timeout,
 	}
 	if c.Opts.DiskMB > 0 {
 		qc.Disk = filepath.Join(dir, "disk.img")
@@ -261,7 +255,7 @@ func (e *Env) RunCase(ctx context.Context, c *Case) *CaseResult {
 	}
 	res.Serial = r.Serial
 	serialPath := filepath.Join(dir, "serial.log")
-	res.SerialNote = " (all of it in " + serialPath + ")"
+	res.SerialPath = serialPath
 	if err := os.WriteFile(serialPath, r.Serial, 0o644); err != nil {
 		return fail("%v", err)
 	}
@@ -280,6 +274,10 @@ func (e *Env) RunCase(ctx context.Context, c *Case) *CaseResult {
 		out, err := cmd.CombinedOutput()
 		res.Serial = append(res.Serial, []byte("\n--- host-check.sh ---\n")...)
 		res.Serial = append(res.Serial, out...)
+		res.SerialPath = filepath.Join(dir, "output.log")
+		if werr := os.WriteFile(res.SerialPath, res.Serial, 0o644); werr != nil {
+			res.SerialPath = serialPath
+		}
 		if err != nil {
 			return fail("host-check.sh: %v", err)
 		}
@@ -389,11 +387,7 @@ func (e *Env) RunAll(ctx context.Context, cases []*Case, jobs int) (passed, fail
 				return
 			}
 			failed++
-			fmt.Fprintf(e.Out, "FAIL %s (%.1fs): %s\n", c.Name, r.Elapsed.Seconds(), r.Detail)
-			if len(r.Serial) > 0 {
-				fmt.Fprintf(e.Out, "----- %s: serial output%s -----\n%s\n----- end of %s -----\n",
-					c.Name, r.SerialNote, Tail(r.Serial, maxSerialLines), c.Name)
-			}
+			Report(e.Out, r)
 		}(c)
 	}
 	wg.Wait()

@@ -109,15 +109,6 @@ func TestMakeDisk(t *testing.T) {
 	}
 }
 
-func TestTail(t *testing.T) {
-	if got := string(Tail([]byte("a\nb\n"), 5)); got != "a\nb" {
-		t.Errorf("short: %q", got)
-	}
-	if got := string(Tail([]byte("1\n2\n3\n4\n"), 2)); got != "[... 2 earlier lines left out ...]\n3\n4" {
-		t.Errorf("cut: %q", got)
-	}
-}
-
 func TestLock(t *testing.T) {
 	dir := t.TempDir()
 	var out strings.Builder
@@ -139,4 +130,17 @@ func TestLock(t *testing.T) {
 		t.Fatalf("lock after unlock: %v", err)
 	}
 	unlock2()
+}
+
+func TestTimeScale(t *testing.T) {
+	for _, c := range []struct {
+		scale float64
+		in    time.Duration
+		want  time.Duration
+	}{{0, time.Minute, time.Minute}, {1, time.Minute, time.Minute}, {3, 150 * time.Second, 450 * time.Second}, {0.5, time.Minute, time.Minute}} {
+		e := &Env{TimeScale: c.scale}
+		if got := e.scaled(c.in); got != c.want {
+			t.Errorf("scale %v of %v: %v, want %v", c.scale, c.in, got, c.want)
+		}
+	}
 }

@@ -3,7 +3,9 @@ set -e
 
 # LinuxKit's expectation, from the service started by init.
 wait_until 60 test -e /var/log/fill-the-logs.out.log.0 || { ls -l /var/log; fail "/var/log/fill-the-logs.out.log.0 missing"; }
-grep -q '^[0-9T:-]*Z fill-the-logs.out fill-the-logs line ' /var/log/fill-the-logs.out.log.0 || { head -3 /var/log/fill-the-logs.out.log.0; fail "line format"; }
+# A rotation in progress (x.log.0 -> x.log.1, then x.log -> x.log.0) may
+# leave no x.log.0 for a moment: look again rather than fail on that.
+wait_until 60 grep -q '^[0-9T:-]*Z fill-the-logs.out fill-the-logs line ' /var/log/fill-the-logs.out.log.0 || { head -3 /var/log/fill-the-logs.out.log.0; fail "line format"; }
 echo "rotation: $(ls /var/log/fill-the-logs.out.log* | wc -l) files of fill-the-logs.out"
 
 # Exactly once across kill -9: a second logwrite into its own directory.
