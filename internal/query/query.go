@@ -306,7 +306,7 @@ type reader struct {
 	f   *ring.Follower
 	// unsent is what a stalled client left unread (for the report).
 	unsent int
-	pid int // the client's, when known
+	pid    int // the client's, when known
 }
 
 // unread returns the bytes written to the client that it has not read yet
