@@ -27,7 +27,8 @@ import (
 // that -cpuprofile and -memprofile see them): memlogd (the real binary)
 // holds BENCH_LINES lines (default 200000) from 4 writers, L=80, written
 // before the timer starts; the forwarder ships them to a counting sink
-// on loopback. ns/op and allocs/op are per line.
+// on loopback. ns/line is per line; ns/op, B/op and allocs/op are per
+// run of all the lines, the sinks' own allocations included.
 //
 //	go test -run XXX -bench InProcess -cpuprofile cpu.out ./internal/logforward/
 func BenchmarkInProcess(b *testing.B) {
