@@ -156,7 +156,8 @@ func (f *Forwarder) Add(d config.Drain) (Status, error) {
 		return Status{}, fmt.Errorf("drain %s exists already", p.ID)
 	}
 	dr := &Drain{f: f, p: p, dest: dest, done: make(chan struct{})}
-	opt := spool.Options{MaxBytes: f.opt.MemorySpoolBytes, Sync: f.opt.Sync, Header: dr.header, Count: count}
+	// The sender decodes what it reads at once: Read may reuse its buffer.
+	opt := spool.Options{MaxBytes: f.opt.MemorySpoolBytes, Sync: f.opt.Sync, Header: dr.header, Count: count, ReuseReads: true}
 	if f.opt.StateDir != "" {
 		dr.dir = filepath.Join(f.opt.StateDir, "drains", p.ID)
 		opt.Dir = dr.dir
@@ -457,21 +458,28 @@ func (dr *Drain) readSession(ctx context.Context, syncTick <-chan time.Time) (bo
 		}
 	}
 	progressed := false
-	lines := make(chan [][]byte, 2)
+	lines := make(chan *readBatch, 2)
+	// Batches come back once appended (the spool copies them), so in
+	// the steady state reading allocates nothing per batch.
+	free := make(chan *readBatch, 4)
 	errc := make(chan error, 1)
 	sctx, scancel := context.WithCancel(ctx)
 	defer scancel()
 	go func() {
 		for {
-			var b [][]byte
-			// One buffer per batch rather than one per line.
-			buf := make([]byte, 0, 128<<10)
-			for len(b) < 1024 {
+			var rb *readBatch
+			select {
+			case rb = <-free:
+				rb.reset()
+			default:
+				rb = &readBatch{}
+			}
+			for len(rb.payloads) < 1024 {
 				line, err := s.NextRaw()
 				if err != nil {
-					if len(b) > 0 {
+					if len(rb.payloads) > 0 {
 						select {
-						case lines <- b:
+						case lines <- rb:
 						case <-sctx.Done():
 						}
 					}
@@ -484,25 +492,27 @@ func (dr *Drain) readSession(ctx context.Context, syncTick <-chan time.Time) (bo
 				} else if !bytes.HasPrefix(line, []byte(`{"seq":`)) {
 					continue
 				}
-				if len(buf)+1+len(line) > cap(buf) {
-					buf = make([]byte, 0, max(128<<10, 1+len(line)))
-				}
-				start := len(buf)
-				buf = append(buf, kind)
-				buf = append(buf, line...)
-				b = append(b, buf[start:len(buf):len(buf)])
+				rb.add(kind, line)
 				if !s.Buffered() {
 					break
 				}
 			}
 			select {
-			case lines <- b:
+			case lines <- rb:
 			case <-sctx.Done():
 				errc <- sctx.Err()
 				return
 			}
 		}
 	}()
+	appendAndFree := func(rb *readBatch) error {
+		err := dr.appendBatch(rb.payloads)
+		select {
+		case free <- rb:
+		default:
+		}
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -513,8 +523,8 @@ func (dr *Drain) readSession(ctx context.Context, syncTick <-chan time.Time) (bo
 			if err := dr.sp.Sync(); err != nil {
 				dr.f.opt.Logf("drain %s: %v", dr.p.ID, err)
 			}
-		case b := <-lines:
-			if err := dr.appendBatch(b); err != nil {
+		case rb := <-lines:
+			if err := appendAndFree(rb); err != nil {
 				s.Close()
 				return progressed, err
 			}
@@ -524,8 +534,8 @@ func (dr *Drain) readSession(ctx context.Context, syncTick <-chan time.Time) (bo
 		drain:
 			for {
 				select {
-				case b := <-lines:
-					if aerr := dr.appendBatch(b); aerr != nil {
+				case rb := <-lines:
+					if aerr := appendAndFree(rb); aerr != nil {
 						return progressed, aerr
 					}
 				default:
@@ -540,8 +550,48 @@ func (dr *Drain) readSession(ctx context.Context, syncTick <-chan time.Time) (bo
 	}
 }
 
-// appendBatch appends payloads to the spool and moves the cursor. A full
-// disk is retried (memlogd holds the entries meanwhile).
+// readBatch is the payloads read from memlogd in one go (a kind byte and
+// the reply line each), kept in a few large buffers rather than one
+// allocation per line.
+type readBatch struct {
+	payloads [][]byte
+	bufs     [][]byte // filled in order
+	cur      int      // the buffer being filled
+}
+
+const readBufBytes = 128 << 10
+
+// reset empties the batch for reuse, keeping its buffers of the usual
+// size (a larger one, made for a long line, goes to the collector).
+func (rb *readBatch) reset() {
+	clear(rb.payloads)
+	rb.payloads = rb.payloads[:0]
+	keep := rb.bufs[:0]
+	for _, b := range rb.bufs {
+		if cap(b) <= readBufBytes {
+			keep = append(keep, b[:0])
+		}
+	}
+	clear(rb.bufs[len(keep):])
+	rb.bufs, rb.cur = keep, 0
+}
+
+// add appends a payload: kind, then line (copied).
+func (rb *readBatch) add(kind byte, line []byte) {
+	for rb.cur < len(rb.bufs) && len(rb.bufs[rb.cur])+1+len(line) > cap(rb.bufs[rb.cur]) {
+		rb.cur++
+	}
+	if rb.cur == len(rb.bufs) {
+		rb.bufs = append(rb.bufs, make([]byte, 0, max(readBufBytes, 1+len(line))))
+	}
+	buf := rb.bufs[rb.cur]
+	start := len(buf)
+	buf = append(buf, kind)
+	buf = append(buf, line...)
+	rb.bufs[rb.cur] = buf
+	rb.payloads = append(rb.payloads, buf[start:len(buf):len(buf)])
+}
+
 func (dr *Drain) appendBatch(b [][]byte) error {
 	if err := dr.sp.Append(b...); err != nil {
 		return fmt.Errorf("spool: %w", err)
@@ -555,8 +605,11 @@ func (dr *Drain) appendBatch(b [][]byte) error {
 }
 
 // item is one spool record the sender holds until it is acknowledged.
+// The message is held in place (not behind a pointer), so holding an
+// entry costs no allocation of its own.
 type item struct {
-	msg     *drain.Message // nil for a cursor record
+	msg     drain.Message
+	has     bool // false for a cursor record: no message
 	end     spool.Pos
 	entries uint64
 	seq     uint64
@@ -564,7 +617,7 @@ type item struct {
 
 // send delivers the spool to the destination until ctx ends.
 func (dr *Drain) send(ctx context.Context) {
-	var inflight []item
+	var inflight, arr []item
 	var dec logproto.Decoder
 	instance := ""
 	// The memlogd instance in effect where sending resumes.
@@ -617,8 +670,8 @@ func (dr *Drain) send(ctx context.Context) {
 		sendItems := func(items []item) error {
 			msgs = msgs[:0]
 			for _, it := range items {
-				if it.msg != nil {
-					msgs = append(msgs, *it.msg)
+				if it.has {
+					msgs = append(msgs, it.msg)
 				}
 			}
 			if len(msgs) == 0 {
@@ -658,6 +711,7 @@ func (dr *Drain) send(ctx context.Context) {
 					connErr = err
 					break
 				}
+				arr, inflight = reserve(arr, inflight, len(recs)+1)
 				var end spool.Pos
 				if len(inflight) > 0 {
 					end = inflight[len(inflight)-1].end
@@ -671,7 +725,7 @@ func (dr *Drain) send(ctx context.Context) {
 						text = fmt.Sprintf("entries lost here: a damaged record in the spool of drain %s was skipped (%d more dropped, spool full)", dr.p.ID, lost)
 					}
 					dr.f.opt.Logf("drain %s: %s", dr.p.ID, text)
-					inflight = append(inflight, item{msg: notice(instance, text), end: end})
+					inflight = append(inflight, item{msg: notice(instance, text), has: true, end: end})
 					dr.inflightMsgs++
 				}
 				for _, r := range recs {
@@ -684,15 +738,15 @@ func (dr *Drain) send(ctx context.Context) {
 							instance = c.Instance
 						}
 					case kindEntry:
-						var rec logproto.Record
-						if err := dec.Decode(p[1:], &rec); err != nil {
+						// Decoded in place: the item is fresh (zero).
+						if err := dec.Decode(p[1:], &it.msg.Rec); err != nil {
 							text := fmt.Sprintf("1 entry lost here: it did not decode (%v)", err)
 							it.msg = notice(instance, text)
 						} else {
-							it.msg = &drain.Message{Instance: instance, Rec: rec}
-							it.seq = rec.Seq
+							it.msg.Instance = instance
+							it.seq = it.msg.Rec.Seq
 						}
-						it.entries = 1
+						it.has, it.entries = true, 1
 					case kindGap:
 						var g logproto.Record
 						json.Unmarshal(p[1:], &g)
@@ -703,10 +757,11 @@ func (dr *Drain) send(ctx context.Context) {
 						dr.mu.Lock()
 						dr.st.Gaps += g.Lost
 						dr.mu.Unlock()
+						it.has = true
 						it.msg = notice(instance, fmt.Sprintf("%d entries lost here: memlogd dropped them before logforward read them", g.Lost))
 					}
 					inflight = append(inflight, it)
-					if it.msg != nil {
+					if it.has {
 						dr.inflightMsgs++
 					}
 				}
@@ -762,8 +817,8 @@ func (dr *Drain) ackItems(inflight []item, sent int, k uint64) ([]item, int) {
 	i := 0
 	var entries, seq uint64
 	var acked uint64
-	for i < sent && (k > 0 || inflight[i].msg == nil) {
-		if inflight[i].msg != nil {
+	for i < sent && (k > 0 || !inflight[i].has) {
+		if inflight[i].has {
 			k--
 			acked++
 		}
@@ -793,7 +848,26 @@ func (dr *Drain) ackItems(inflight []item, sent int, k uint64) ([]item, int) {
 	return rest, sent - i
 }
 
+// reserve makes room for n more items after q, a window into arr (the
+// sender's array, reused): it moves q to the front of arr when the room
+// is used up, and makes arr twice what is needed when it is too small, so
+// each item moves O(1) times and the array is not allocated again in the
+// steady state. The items left behind are cleared (their strings can be
+// collected).
+func reserve(arr, q []item, n int) ([]item, []item) {
+	if cap(q)-len(q) >= n {
+		return arr, q
+	}
+	if need := len(q) + n; cap(arr) < 2*need {
+		arr = make([]item, 0, 2*need)
+	}
+	full := arr[:cap(arr)]
+	k := copy(full, q)
+	clear(full[k:])
+	return arr, full[:k]
+}
+
 // notice is an entry logforward makes to tell the receiver something.
-func notice(instance, text string) *drain.Message {
-	return &drain.Message{Instance: instance, Rec: logproto.Record{Time: time.Now().UTC(), Source: "logforward", Msg: text, Facility: 5, Severity: 4}}
+func notice(instance, text string) drain.Message {
+	return drain.Message{Instance: instance, Rec: logproto.Record{Time: time.Now().UTC(), Source: "logforward", Msg: text, Facility: 5, Severity: 4}}
 }

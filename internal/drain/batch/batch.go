@@ -137,6 +137,9 @@ type conn struct {
 	open      []drain.Message
 	openBytes int
 	openSince time.Time
+	// free holds the message arrays of acknowledged batches, cleared,
+	// for the next batches (so batching allocates nothing per batch).
+	free [][]drain.Message
 
 	mu    sync.Mutex
 	jobs  []*job // sealed, in order, not yet acknowledged
@@ -153,7 +156,11 @@ func (c *conn) Send(msgs []drain.Message) error {
 		if len(c.open) == 0 {
 			c.openSince = time.Now()
 			if cap(c.open) == 0 {
-				c.open = make([]drain.Message, 0, min(c.d.o.MaxCount, 4096))
+				if n := len(c.free); n > 0 {
+					c.open, c.free = c.free[n-1], c.free[:n-1]
+				} else {
+					c.open = make([]drain.Message, 0, min(c.d.o.MaxCount, 4096))
+				}
 			}
 		}
 		c.open = append(c.open, msgs[i])
@@ -203,11 +210,19 @@ func (c *conn) Acked(ctx context.Context, wait time.Duration) (uint64, error) {
 		c.mu.Lock()
 		n := 0
 		for n < len(c.jobs) && c.jobs[n].done {
-			c.acked += uint64(len(c.jobs[n].msgs))
+			// Its worker is done with it: the array can be reused.
+			m := c.jobs[n].msgs
+			c.acked += uint64(len(m))
+			if len(c.free) < c.d.o.Parallel+1 {
+				clear(m)
+				c.free = append(c.free, m[:0])
+			}
+			c.jobs[n].msgs = nil
 			n++
 		}
 		if n > 0 {
 			c.jobs = append(c.jobs[:0], c.jobs[n:]...)
+			clear(c.jobs[len(c.jobs) : len(c.jobs)+n])
 		}
 		acked, empty := c.acked, len(c.jobs) == 0 && len(c.open) == 0
 		c.mu.Unlock()

@@ -3,9 +3,11 @@ package batch
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/lklog/lklog/internal/drain"
 	"github.com/lklog/lklog/internal/logproto"
@@ -101,4 +103,85 @@ func TestOrderAndRetry(t *testing.T) {
 	c.Send(msgs(21, 3))
 	g.ch(21) <- Result{}
 	waitAcked(t, c, 23)
+}
+
+// recorder takes every batch at once and keeps the sequence numbers it
+// saw.
+type recorder struct {
+	mu   sync.Mutex
+	seqs []uint64
+}
+
+func (r *recorder) Deliver(_ context.Context, msgs []drain.Message) Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range msgs {
+		r.seqs = append(r.seqs, msgs[i].Rec.Seq)
+	}
+	return Result{}
+}
+func (*recorder) Close() error { return nil }
+
+// Batches reuse the arrays of acknowledged ones: every message arrives
+// once, intact, and batching allocates (almost) nothing per batch.
+func TestReusedBatches(t *testing.T) {
+	rec := &recorder{}
+	d := New(Options{MaxCount: 100, Parallel: 1, Linger: time.Hour, NewSender: func() Sender { return rec }})
+	c, err := d.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	next := 1
+	var acked uint64
+	round := func() {
+		if err := c.Send(msgs(next, 100)); err != nil {
+			t.Fatal(err)
+		}
+		next += 100
+		deadline := time.Now().Add(30 * time.Second)
+		for acked < uint64(next-1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("acknowledged %d of %d", acked, next-1)
+			}
+			n, err := c.Acked(context.Background(), 50*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			acked = n
+		}
+	}
+	for range 20 {
+		round()
+	}
+	in := msgs(0, 100)
+	// Without reuse each batch allocates its array of 100 messages.
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const rounds = 50
+	for range rounds {
+		if err := c.Send(in); err != nil {
+			t.Fatal(err)
+		}
+		next += 100
+		deadline := time.Now().Add(30 * time.Second)
+		for acked < uint64(next-1) && time.Now().Before(deadline) {
+			acked, _ = c.Acked(context.Background(), 50*time.Millisecond)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	array := 100 * unsafe.Sizeof(drain.Message{})
+	if per := (after.TotalAlloc - before.TotalAlloc) / rounds; per >= uint64(array)/2 {
+		t.Errorf("%d bytes allocated per batch (its array is %d)", per, array)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.seqs) != next-1 {
+		t.Fatalf("delivered %d messages, want %d", len(rec.seqs), next-1)
+	}
+	for i, s := range rec.seqs[:2000] {
+		if s != uint64(i+1) {
+			t.Fatalf("message %d has seq %d", i, s)
+		}
+	}
 }

@@ -82,23 +82,48 @@ func ID(m *drain.Message) string {
 	return m.Instance + "-" + strconv.FormatUint(m.Rec.Seq, 10)
 }
 
-// Encode implements httpdrain.Protocol.
+// Encode implements httpdrain.Protocol. The index name is expanded once
+// per hour of entry time (the finest its pattern can vary), the document
+// id written in place: nothing is allocated per entry.
 func (p *Bulk) Encode(dst []byte, msgs []drain.Message, _ http.Header) []byte {
-	var idx []byte
+	var (
+		idx    []byte // the action's start, with the quoted index
+		idxFor int64  = -1
+	)
 	for i := range msgs {
 		m := &msgs[i]
-		idx = ExpandIndex(idx[:0], p.Index, m.Rec.Time)
-		dst = append(dst, `{"create":{"_index":`...)
-		dst = jsonw.String(dst, string(idx))
-		if id := ID(m); id != "" {
+		if h := hourOf(m.Rec.Time); h != idxFor || idxFor < 0 {
+			name := ExpandIndex(nil, p.Index, m.Rec.Time)
+			idx = append(idx[:0], `{"create":{"_index":`...)
+			idx = jsonw.String(idx, string(name))
+			idxFor = h
+		}
+		dst = append(dst, idx...)
+		if m.Rec.Seq != 0 && m.Instance != "" {
+			// ID(m), quoted: the digits and '-' need no escaping.
 			dst = append(dst, `,"_id":`...)
-			dst = jsonw.String(dst, id)
+			dst = jsonw.String(dst, m.Instance)
+			dst = append(dst[:len(dst)-1], '-')
+			dst = strconv.AppendUint(dst, m.Rec.Seq, 10)
+			dst = append(dst, '"')
 		}
 		dst = append(dst, "}}\n{"...)
 		dst = httpdrain.AppendFields(dst, m, &p.Meta, "@timestamp", "message")
 		dst = append(dst, '}', '\n')
 	}
 	return dst
+}
+
+// hourOf is t's hour since the epoch (floor), the unit the index varies
+// by; times before the epoch give negative hours, which floor division
+// keeps distinct.
+func hourOf(t time.Time) int64 {
+	s := t.Unix()
+	h := s / 3600
+	if s%3600 < 0 {
+		h--
+	}
+	return h
 }
 
 type bulkReply struct {

@@ -14,29 +14,30 @@ type Meta struct {
 // AppendFields appends an entry's fields to an open JSON object: timeKey
 // (memlogd's receive time), msgKey, then source, severity, facility, pid,
 // ts (the sender's timestamp), sd, truncated, partial, raw, seq, instance,
-// boot and host, each only when it has a value.
+// boot and host, each only when it has a value. The keys after the
+// first two are written as constants.
 func AppendFields(b []byte, m *drain.Message, meta *Meta, timeKey, msgKey string) []byte {
 	r := &m.Rec
 	b = jsonw.Key(b, timeKey)
 	b = jsonw.Time(b, r.Time)
 	b = jsonw.Key(b, msgKey)
 	b = jsonw.String(b, r.Msg)
-	b = jsonw.Key(b, "source")
+	b = append(b, `,"source":`...)
 	b = jsonw.String(b, r.Source)
-	b = jsonw.Key(b, "severity")
+	b = append(b, `,"severity":`...)
 	b = jsonw.Int(b, int64(r.Severity))
-	b = jsonw.Key(b, "facility")
+	b = append(b, `,"facility":`...)
 	b = jsonw.Int(b, int64(r.Facility))
 	if r.PID > 0 {
-		b = jsonw.Key(b, "pid")
+		b = append(b, `,"pid":`...)
 		b = jsonw.Int(b, int64(r.PID))
 	}
 	if !r.TS.IsZero() {
-		b = jsonw.Key(b, "ts")
+		b = append(b, `,"ts":`...)
 		b = jsonw.Time(b, r.TS)
 	}
 	if r.SD != "" {
-		b = jsonw.Key(b, "sd")
+		b = append(b, `,"sd":`...)
 		b = jsonw.String(b, r.SD)
 	}
 	if r.Truncated {
@@ -49,19 +50,19 @@ func AppendFields(b []byte, m *drain.Message, meta *Meta, timeKey, msgKey string
 		b = append(b, `,"raw":true`...)
 	}
 	if r.Seq > 0 {
-		b = jsonw.Key(b, "seq")
+		b = append(b, `,"seq":`...)
 		b = jsonw.Uint(b, r.Seq)
 	}
 	if m.Instance != "" {
-		b = jsonw.Key(b, "instance")
+		b = append(b, `,"instance":`...)
 		b = jsonw.String(b, m.Instance)
 	}
 	if meta.Boot != "" {
-		b = jsonw.Key(b, "boot")
+		b = append(b, `,"boot":`...)
 		b = jsonw.String(b, meta.Boot)
 	}
 	if meta.Host != "" {
-		b = jsonw.Key(b, "host")
+		b = append(b, `,"host":`...)
 		b = jsonw.String(b, meta.Host)
 	}
 	return b

@@ -10,6 +10,21 @@ import (
 
 const hex = "0123456789abcdef"
 
+// The ASCII bytes String copies as they are, as bit sets: plainLo for
+// 0-63 (0x20-0x3f but '"', '&', '<', '>'), plainHi for 64-127 (all but
+// '\\').
+const (
+	plainLo uint64 = 0xffffffff00000000 &^ (1<<'"' | 1<<'&' | 1<<'<' | 1<<'>')
+	plainHi uint64 = ^uint64(0) &^ (1 << ('\\' - 64))
+)
+
+func plain(c byte) bool {
+	if c < 64 {
+		return plainLo>>c&1 != 0
+	}
+	return plainHi>>(c-64)&1 != 0
+}
+
 // String appends s as a JSON string. Invalid UTF-8 becomes U+FFFD and
 // control characters are escaped, as encoding/json does.
 func String(dst []byte, s string) []byte {
@@ -18,7 +33,7 @@ func String(dst []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if plain(c) {
 				i++
 				continue
 			}
@@ -32,6 +47,10 @@ func String(dst []byte, s string) []byte {
 				dst = append(dst, '\\', 'r')
 			case '\t':
 				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
 			default:
 				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			}

@@ -40,3 +40,24 @@ func TestObject(t *testing.T) {
 		t.Fatalf("%s", b)
 	}
 }
+
+// Every ASCII byte is written exactly as encoding/json writes it.
+func TestStringASCII(t *testing.T) {
+	for c := range 128 {
+		s := "a" + string(rune(c)) + "b"
+		want, _ := json.Marshal(s)
+		if got := String(nil, s); string(got) != string(want) {
+			t.Errorf("byte %#x: %s, want %s", c, got, want)
+		}
+	}
+}
+
+func BenchmarkString(b *testing.B) {
+	s := "w1 line 0001234 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(s)))
+	for range b.N {
+		buf = String(buf[:0], s)
+	}
+}

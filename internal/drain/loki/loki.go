@@ -67,6 +67,31 @@ func (p *Push) label(m *drain.Message, l string) string {
 	return ""
 }
 
+// sameLabels reports whether a and b have the same value of every label.
+func (p *Push) sameLabels(a, b *drain.Message) bool {
+	for _, l := range p.Labels {
+		switch l {
+		case "source":
+			if a.Rec.Source != b.Rec.Source {
+				return false
+			}
+		case "severity":
+			if a.Rec.Severity != b.Rec.Severity {
+				return false
+			}
+		case "facility":
+			if a.Rec.Facility != b.Rec.Facility {
+				return false
+			}
+		case "instance":
+			if a.Instance != b.Instance {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // Encode implements httpdrain.Protocol. Streams appear in the order of
 // their first entry; each stream's entries keep the batch's order (which
 // is memlogd's, so time order).
@@ -78,7 +103,14 @@ func (p *Push) Encode(dst []byte, msgs []drain.Message, _ http.Header) []byte {
 	var streams []*stream
 	byKey := map[string]*stream{}
 	var key []byte
+	var last *stream
 	for i := range msgs {
+		// Runs of entries with the same labels (a source writing
+		// lines) skip building and looking up the key.
+		if last != nil && p.sameLabels(&msgs[i-1], &msgs[i]) {
+			last.msgs = append(last.msgs, i)
+			continue
+		}
 		key = key[:0]
 		key = append(key, '{')
 		for _, l := range p.Labels {
@@ -93,6 +125,7 @@ func (p *Push) Encode(dst []byte, msgs []drain.Message, _ http.Header) []byte {
 			streams = append(streams, s)
 		}
 		s.msgs = append(s.msgs, i)
+		last = s
 	}
 	dst = append(dst, `{"streams":[`...)
 	for si, s := range streams {

@@ -49,6 +49,10 @@ type Options struct {
 	// Count returns how many entries a payload stands for (counted
 	// when a segment is dropped); nil counts 1 per record.
 	Count func(payload []byte) uint64
+	// ReuseReads makes Read reuse one buffer: the records it returns
+	// are valid only until the next Read (for a caller that decodes
+	// them at once), and reading allocates nothing in the steady state.
+	ReuseReads bool
 }
 
 // Pos is a position in the spool: a segment and a byte offset in it.
@@ -99,6 +103,8 @@ type Spool struct {
 	dirty   bool
 	closed  bool
 	buf     []byte
+	rbuf    []byte // Read's buffer (ReuseReads)
+	rrecs   []Rec  // Read's records (ReuseReads)
 }
 
 // Stats describe a spool.
@@ -304,18 +310,28 @@ func (s *Spool) countSeg(g *segment, off uint64) (uint64, error) {
 // the offset after the last whole record and whether a damaged record
 // stopped it.
 func (s *Spool) readSeg(g *segment, off uint64, maxBytes int) ([]Rec, uint64, bool, error) {
+	recs, next, bad, _, err := s.readSegInto(g, off, maxBytes, nil, nil)
+	return recs, next, bad, err
+}
+
+// readSegInto is readSeg reading into buf and appending to recs[:0] when
+// they are large enough; it returns the buffer it used.
+func (s *Spool) readSegInto(g *segment, off uint64, maxBytes int, scratch []byte, out []Rec) ([]Rec, uint64, bool, []byte, error) {
 	want := int(min(int64(maxBytes), g.size-int64(off), 1<<20))
 	if want <= 0 {
-		return nil, off, false, nil
+		return nil, off, false, scratch, nil
 	}
 	for {
-		buf := make([]byte, want)
+		if cap(scratch) < want {
+			scratch = make([]byte, want)
+		}
+		buf := scratch[:want]
 		n, err := g.readAt(buf, int64(off))
 		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, off, false, fmt.Errorf("spool: reading segment %d: %w", g.id, err)
+			return nil, off, false, scratch, fmt.Errorf("spool: reading segment %d: %w", g.id, err)
 		}
 		buf = buf[:n]
-		var recs []Rec
+		recs := out[:0]
 		used := 0
 		for used < len(buf) {
 			p, m, err := DecodeRecord(buf[used:])
@@ -323,17 +339,17 @@ func (s *Spool) readSeg(g *segment, off uint64, maxBytes int) ([]Rec, uint64, bo
 				break
 			}
 			if err != nil {
-				return recs, off + uint64(used), true, nil
+				return recs, off + uint64(used), true, scratch, nil
 			}
 			used += m
 			recs = append(recs, Rec{Payload: p, End: Pos{Seg: g.id, Off: off + uint64(used)}})
 		}
 		if used > 0 || int64(off)+int64(n) >= g.size && n < want {
-			return recs, off + uint64(used), false, nil
+			return recs, off + uint64(used), false, scratch, nil
 		}
 		if int64(off)+int64(want) >= g.size {
 			// A short record at the end of committed data: damaged.
-			return nil, off, true, nil
+			return nil, off, true, scratch, nil
 		}
 		want = int(min(int64(want)*4, g.size-int64(off)))
 	}
@@ -475,7 +491,7 @@ func (s *Spool) dropOldest() error {
 // bound) of about maxBytes. lost is the number of entries
 // dropped (spool full) before they could be read; damaged is set when a
 // damaged record was skipped (its entries are lost, number unknown). The
-// records stay valid after later calls.
+// records stay valid after later calls, unless Options.ReuseReads is set.
 func (s *Spool) Read(ctx context.Context, maxBytes, maxRecs int) (recs []Rec, lost uint64, damaged bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -494,7 +510,20 @@ func (s *Spool) Read(ctx context.Context, maxBytes, maxRecs int) (recs []Rec, lo
 			continue
 		}
 		if int64(s.read.Off) < g.size {
-			rs, next, bad, err := s.readSeg(g, s.read.Off, maxBytes)
+			var (
+				rs   []Rec
+				next uint64
+				bad  bool
+				err  error
+			)
+			if s.opt.ReuseReads {
+				rs, next, bad, s.rbuf, err = s.readSegInto(g, s.read.Off, maxBytes, s.rbuf, s.rrecs)
+				if cap(rs) > cap(s.rrecs) {
+					s.rrecs = rs[:0]
+				}
+			} else {
+				rs, next, bad, err = s.readSeg(g, s.read.Off, maxBytes)
+			}
 			if err != nil {
 				return nil, 0, false, err
 			}

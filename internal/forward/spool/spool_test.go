@@ -277,3 +277,117 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// With ReuseReads, Read returns the same records (positions included) as
+// without, across segments, with the ack and a reopen unchanged, and in
+// the steady state allocates nothing.
+func TestReuseReads(t *testing.T) {
+	for _, dir := range []bool{true, false} {
+		t.Run(fmt.Sprintf("disk=%v", dir), func(t *testing.T) {
+			opt := Options{MaxBytes: 1 << 20, SegmentBytes: 4096, ReuseReads: true}
+			if dir {
+				opt.Dir = t.TempDir()
+			}
+			s, err := Open(opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			want := payloads(0, 2000)
+			for i := 0; i < len(want); i += 100 {
+				if err := s.Append(want[i : i+100]...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var got []string
+			var prev Pos
+			for len(got) < len(want) {
+				recs, lost, damaged, err := s.Read(ctx, 1000, 7)
+				if err != nil || lost != 0 || damaged {
+					t.Fatalf("Read after %d: %v lost %d damaged %v", len(got), err, lost, damaged)
+				}
+				if len(recs) == 0 || len(recs) > 7 {
+					t.Fatalf("Read gave %d records", len(recs))
+				}
+				for _, r := range recs {
+					if !prev.Less(r.End) {
+						t.Fatalf("position %v after %v", r.End, prev)
+					}
+					prev = r.End
+					got = append(got, string(r.Payload)) // copied before the next Read
+				}
+				if err := s.Ack(recs[len(recs)-1].End, uint64(len(recs))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range want {
+				if got[i] != string(want[i]) {
+					t.Fatalf("record %d: %q, want %q", i, got[i], want[i])
+				}
+			}
+			if st := s.Stats(); st.Entries != 0 {
+				t.Fatalf("%d entries pending after all were acknowledged", st.Entries)
+			}
+			// Steady state: a Read of what fits the buffer allocates nothing.
+			if err := s.Append(want[:7]...); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, _, err := s.Read(ctx, 1000, 0); err != nil {
+				t.Fatal(err)
+			}
+			allocs := testing.AllocsPerRun(20, func() {
+				s.mu.Lock()
+				s.read = s.ack
+				s.mu.Unlock()
+				if recs, _, _, err := s.Read(ctx, 1000, 0); err != nil || len(recs) != 7 {
+					t.Fatalf("Read: %d records, %v", len(recs), err)
+				}
+			})
+			if allocs != 0 {
+				t.Fatalf("Read allocates %.1f times with ReuseReads", allocs)
+			}
+		})
+	}
+}
+
+// BenchmarkRead reads back batches of 1024 records of 200 bytes, with
+// and without ReuseReads.
+func BenchmarkRead(b *testing.B) {
+	for _, reuse := range []bool{false, true} {
+		b.Run(fmt.Sprintf("reuse=%v", reuse), func(b *testing.B) {
+			s, err := Open(Options{Dir: b.TempDir(), MaxBytes: 1 << 30, Sync: SyncNone, ReuseReads: reuse})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			batch := make([][]byte, 1024)
+			for i := range batch {
+				batch[i] = bytes.Repeat([]byte{'x'}, 200)
+			}
+			ctx := context.Background()
+			b.SetBytes(1024 * 200)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				if err := s.Append(batch...); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				n := 0
+				for n < len(batch) {
+					recs, _, _, err := s.Read(ctx, 256<<10, 0)
+					if err != nil {
+						b.Fatal(err)
+					}
+					n += len(recs)
+					if err := s.Ack(recs[len(recs)-1].End, uint64(len(recs))); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
