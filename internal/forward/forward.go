@@ -319,7 +319,7 @@ func (dr *Drain) track(p []byte) {
 			dr.cursor = c
 		}
 	case kindEntry:
-		if seq, ok := entrySeq(p[1:]); ok {
+		if seq, ok := logproto.EntrySeq(p[1:]); ok {
 			dr.cursor.Seq = seq
 		}
 	case kindGap:
@@ -328,24 +328,6 @@ func (dr *Drain) track(p []byte) {
 			dr.cursor.Seq = g.Seq - 1
 		}
 	}
-}
-
-// entrySeq reads the sequence number an entry line starts with.
-func entrySeq(line []byte) (uint64, bool) {
-	const prefix = `{"seq":`
-	if !bytes.HasPrefix(line, []byte(prefix)) {
-		return 0, false
-	}
-	var v uint64
-	n := 0
-	for _, c := range line[len(prefix):] {
-		if c < '0' || c > '9' || n == 20 {
-			break
-		}
-		v = v*10 + uint64(c-'0')
-		n++
-	}
-	return v, n > 0
 }
 
 // sleep waits d (with jitter: between d/2 and d) or until ctx ends.

@@ -271,28 +271,10 @@ func (s *Stream) nextRaw() ([]byte, error) {
 			return nil, serverError(line)
 		}
 	}
-	if seq, ok := entrySeq(line); ok {
+	if seq, ok := logproto.EntrySeq(line); ok {
 		s.last = seq
 	}
 	return line, nil
-}
-
-// entrySeq reads the sequence number an extended entry line starts with.
-func entrySeq(line []byte) (uint64, bool) {
-	const prefix = `{"seq":`
-	if !bytes.HasPrefix(line, []byte(prefix)) {
-		return 0, false
-	}
-	var v uint64
-	n := 0
-	for _, c := range line[len(prefix):] {
-		if c < '0' || c > '9' || n == 20 {
-			break
-		}
-		v = v*10 + uint64(c-'0')
-		n++
-	}
-	return v, n > 0
 }
 
 // Next returns the next record: an entry (Type "") or a gap (Type

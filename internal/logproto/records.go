@@ -1,6 +1,7 @@
 package logproto
 
 import (
+	"bytes"
 	"encoding/base64"
 	"strconv"
 	"time"
@@ -186,4 +187,22 @@ func GapMessage(lost uint64) string {
 func AppendText(dst []byte, t time.Time, source, msg []byte) []byte {
 	var f TextFormatter
 	return f.AppendBytes(dst, t, source, msg)
+}
+
+// EntrySeq reads the sequence number an extended entry line starts with
+// (`{"seq":N`), without decoding the rest; ok is false for any other line.
+func EntrySeq(line []byte) (seq uint64, ok bool) {
+	const prefix = `{"seq":`
+	if !bytes.HasPrefix(line, []byte(prefix)) {
+		return 0, false
+	}
+	n := 0
+	for _, c := range line[len(prefix):] {
+		if c < '0' || c > '9' || n == 20 {
+			break
+		}
+		seq = seq*10 + uint64(c-'0')
+		n++
+	}
+	return seq, n > 0
 }
