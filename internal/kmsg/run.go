@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lklog/lklog/internal/logproto"
 	"github.com/lklog/lklog/internal/ring"
 )
 
@@ -68,22 +67,7 @@ func DefaultConfig() Config {
 // ParseLevel accepts a level number 0..7 or a syslog severity name
 // (emerg, alert, crit, err, warning, notice, info, debug, and the usual
 // aliases).
-func ParseLevel(s string) (int, error) {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n < 0 || n > 7 {
-			return 0, fmt.Errorf("level %d is not in 0..7", n)
-		}
-		return n, nil
-	}
-	names := map[string]int{
-		"emerg": 0, "panic": 0, "alert": 1, "crit": 2, "err": 3, "error": 3,
-		"warning": 4, "warn": 4, "notice": 5, "info": 6, "debug": 7,
-	}
-	if n, ok := names[strings.ToLower(s)]; ok {
-		return n, nil
-	}
-	return 0, fmt.Errorf("level %q: want 0..7 or emerg, alert, crit, err, warning, notice, info, debug", s)
-}
+func ParseLevel(s string) (int, error) { return logproto.ParseSeverity(s) }
 
 // batchMax bounds the entries handed to the sink at once.
 const batchMax = 128

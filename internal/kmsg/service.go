@@ -229,8 +229,6 @@ var facilityNames = [24]string{"kern", "user", "mail", "daemon", "auth", "syslog
 	"uucp", "cron", "authpriv", "ftp", "ntp", "security", "console", "solaris-cron",
 	"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"}
 
-var severityNames = [8]string{"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"}
-
 // AppendLine appends an entry as the plain line the kmsg service writes
 // when there is no syslog socket:
 //
@@ -248,7 +246,7 @@ func AppendLine(dst []byte, e *ring.Entry) []byte {
 		dst = strconv.AppendUint(dst, uint64(e.Facility), 10)
 	}
 	dst = append(dst, '.')
-	dst = append(dst, severityNames[e.Severity&7]...)
+	dst = append(dst, logproto.SeverityNames[e.Severity&7]...)
 	if seq, ok := SeqFromSD(e.SD); ok {
 		dst = append(dst, " seq="...)
 		dst = strconv.AppendUint(dst, seq, 10)

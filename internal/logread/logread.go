@@ -51,26 +51,6 @@ func (m *multi) Set(s string) error {
 	return nil
 }
 
-var severityNames = []string{"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"}
-
-func parseSeverity(s string) (int, error) {
-	if n, err := strconv.Atoi(s); err == nil && n >= 0 && n <= 7 {
-		return n, nil
-	}
-	for i, name := range severityNames {
-		if strings.EqualFold(s, name) {
-			return i, nil
-		}
-	}
-	switch strings.ToLower(s) {
-	case "error":
-		return 3, nil
-	case "warn":
-		return 4, nil
-	}
-	return 0, fmt.Errorf("severity %q: want 0-7 or one of %s", s, strings.Join(severityNames, ", "))
-}
-
 // ParseCursor parses a cursor as logread prints it: INSTANCE:SEQ.
 func ParseCursor(s string) (logproto.Cursor, error) {
 	i := strings.LastIndexByte(s, ':')
@@ -165,7 +145,7 @@ func (o *options) request() (logproto.Request, error) {
 		req.Mode = logproto.ModeFollow
 	}
 	if o.severity != "" {
-		n, err := parseSeverity(o.severity)
+		n, err := logproto.ParseSeverity(o.severity)
 		if err != nil {
 			return req, err
 		}

@@ -12,12 +12,11 @@ import (
 	"github.com/lklog/lklog/internal/drain/batch"
 	"github.com/lklog/lklog/internal/drain/httpdrain"
 	"github.com/lklog/lklog/internal/drain/jsonw"
+	"github.com/lklog/lklog/internal/logproto"
 )
 
 // Labels a stream can be keyed by.
 var Labels = []string{"host", "source", "severity", "facility", "instance"}
-
-var severityNames = []string{"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"}
 
 // Push is the push protocol.
 type Push struct {
@@ -55,8 +54,8 @@ func (p *Push) label(m *drain.Message, l string) string {
 	case "source":
 		return m.Rec.Source
 	case "severity":
-		if s := m.Rec.Severity; s >= 0 && s < len(severityNames) {
-			return severityNames[s]
+		if s := m.Rec.Severity; s >= 0 && s < len(logproto.SeverityNames) {
+			return logproto.SeverityNames[s]
 		}
 		return strconv.Itoa(m.Rec.Severity)
 	case "facility":

@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/lklog/lklog/internal/logproto"
 )
 
 // Schemes logforward delivers to.
@@ -87,27 +89,6 @@ type Parsed struct {
 var defaultPorts = map[string]string{"syslog": "514", "syslog+tcp": "514", "syslog+udp": "514", "syslog+tls": "6514", "relp": "2514", "relp+tls": "2514",
 	"http": "80", "https": "443", "elasticsearch+http": "9200", "elasticsearch+https": "9200", "loki+http": "3100", "loki+https": "3100",
 	"otlp+http": "4318", "otlp+https": "4318", "redis": "6379", "rediss": "6379", "nats": "4222"}
-
-var severities = []string{"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"}
-
-// ParseSeverity takes 0-7 or a name.
-func ParseSeverity(s string) (int, error) {
-	if n, err := strconv.Atoi(s); err == nil && n >= 0 && n <= 7 {
-		return n, nil
-	}
-	for i, n := range severities {
-		if strings.EqualFold(s, n) {
-			return i, nil
-		}
-	}
-	switch strings.ToLower(s) {
-	case "error":
-		return 3, nil
-	case "warn":
-		return 4, nil
-	}
-	return 0, fmt.Errorf("severity %q: want 0-7 or %s", s, strings.Join(severities, ", "))
-}
 
 // LoadFile reads and checks a YAML configuration file. Unknown keys are
 // errors.
@@ -256,12 +237,12 @@ func (d *Drain) Parse() (Parsed, error) {
 		return Parsed{}, fmt.Errorf("drain %s: window or spool size out of range", Redact(d.URL))
 	}
 	if p.Drain.Severity != "" {
-		n, err := ParseSeverity(p.Drain.Severity)
+		n, err := logproto.ParseSeverity(p.Drain.Severity)
 		if err != nil {
 			return Parsed{}, fmt.Errorf("drain %s: %w", Redact(d.URL), err)
 		}
 		p.MinSeverity = &n
-		p.Drain.Severity = severities[n]
+		p.Drain.Severity = logproto.SeverityNames[n]
 	}
 	for _, g := range append(append([]string{}, p.Sources...), p.Exclude...) {
 		if _, err := path.Match(g, ""); err != nil {
