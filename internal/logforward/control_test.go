@@ -133,6 +133,7 @@ func TestMemorySpool(t *testing.T) {
 		state = ro + "/file/sub"
 	}
 	f := startForward(t, d, state, "-memory-spool-bytes", "1M", "-drain", fmt.Sprintf("syslog://127.0.0.1:%d", r.Port))
+	waitReading(t, f)
 	writeLines(t, d.Socketpair("app"), "app", 0, 100)
 	r.waitFor(30*time.Second, func(ms []received) bool { return len(ms) >= 100 })
 	if dist, _, _ := tally(r.messages()); dist["app"] != 100 {
@@ -156,6 +157,7 @@ func TestOutageTCP(t *testing.T) {
 	r := startRsyslog(t, "tcp", "", tcpInput, `input(type="imtcp" address="127.0.0.1" port="%PORT%" ruleset="r")`)
 	d := testutil.Start(t, "-max-lines", "5000")
 	f := startForward(t, d, t.TempDir(), "-drain", fmt.Sprintf("syslog+tcp://127.0.0.1:%d?sources=app", r.Port))
+	waitReading(t, f)
 	w := d.Socketpair("app")
 	const n = 20000
 	writeLines(t, w, "app", 0, n)

@@ -34,6 +34,7 @@ func TestOutageRELP(t *testing.T) {
 	r := startRsyslog(t, "relp", "", `module(load="imrelp")`, relpInput)
 	d := testutil.Start(t, "-max-lines", "5000")
 	f := startForward(t, d, t.TempDir(), "-drain", fmt.Sprintf("relp://127.0.0.1:%d?sources=app", r.Port))
+	waitReading(t, f)
 	w := d.Socketpair("app")
 	const n = 100000
 	writeLines(t, w, "app", 0, 10000)
@@ -61,6 +62,7 @@ func TestKill9RELP(t *testing.T) {
 	state := t.TempDir()
 	url := fmt.Sprintf("relp://127.0.0.1:%d?sources=app&window=256", r.Port)
 	f := startForward(t, d, state, "-drain", url)
+	waitReading(t, f)
 	w := d.Socketpair("app")
 	const n, chunk = 20000, 250
 	done := make(chan struct{})
@@ -103,6 +105,7 @@ func TestSpoolFullTellsLoss(t *testing.T) {
 	r := startRsyslog(t, "tcp", "", tcpInput, `input(type="imtcp" address="127.0.0.1" port="%PORT%" ruleset="r")`)
 	r.stop()
 	f := startForward(t, d, t.TempDir(), "-spool-bytes", "256K", "-drain", fmt.Sprintf("syslog+tcp://127.0.0.1:%d?sources=app", r.Port))
+	waitReading(t, f)
 	const n = 20000
 	writeLines(t, d.Socketpair("app"), "app", 0, n)
 	if !testutil.Eventually(60*time.Second, func() bool {

@@ -115,6 +115,7 @@ func TestNATSJetStreamKill9(t *testing.T) {
 	state := t.TempDir()
 	url := "nats://" + ns.Addr + "?subject=logs.{source}&sources=app*&batch=300"
 	f := startForward(t, d, state, "-drain", url)
+	waitReading(t, f)
 	w := d.Socketpair("app.out")
 	const n, chunk = 12000, 200
 	done := make(chan struct{})

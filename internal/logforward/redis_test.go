@@ -165,6 +165,7 @@ func TestRedisRestart(t *testing.T) {
 	r := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
 	d := testutil.Start(t, "-max-lines", "5000")
 	f := startForward(t, d, t.TempDir(), "-drain", fmt.Sprintf("redis://127.0.0.1:%d?sources=app&batch=200", r.Port))
+	waitReading(t, f)
 	w := d.Socketpair("app")
 	const n, chunk = 20000, 100
 	done := make(chan struct{})

@@ -78,6 +78,27 @@ func TestTLSWrongCA(t *testing.T) {
 	}
 }
 
+// waitReading waits until every drain of f reads memlogd, so that lines
+// written next cannot be evicted from a small ring before logforward has
+// a cursor in it (on a busy machine that start can take a while).
+func waitReading(t *testing.T, f *fwd) {
+	t.Helper()
+	if !testutil.Eventually(60*time.Second, func() bool {
+		var st StatusReply
+		if err := newClient(f.control).do("GET", "/v1/status", nil, &st); err != nil || len(st.Drains) == 0 {
+			return false
+		}
+		for _, d := range st.Drains {
+			if !d.Reading {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("logforward's drains did not start reading memlogd:\n%s", f.Output())
+	}
+}
+
 func status(t *testing.T, f *fwd) StatusReply {
 	t.Helper()
 	out, err := exec.Command(testutil.Bin(t, "logforward"), "-control", f.control, "status").CombinedOutput()

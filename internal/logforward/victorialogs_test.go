@@ -215,6 +215,7 @@ func TestVictoriaLogsClusterRestart(t *testing.T) {
 	d := testutil.Start(t, "-max-lines", "5000")
 	url := "elasticsearch+http://" + ins.Addr + "/insert/elasticsearch?sources=app&batch=200&arg._msg_field=message&arg._time_field=@timestamp&arg._stream_fields=host,source"
 	f := startForward(t, d, t.TempDir(), "-drain", url)
+	waitReading(t, f)
 	w := d.Socketpair("app")
 	const n, chunk = 20000, 100
 	write := func(from, to int) {
