@@ -287,3 +287,48 @@ func TestEmptySocketIsNotTheReadersFault(t *testing.T) {
 		r.Unfollow(f)
 	}
 }
+
+// TestReaderIsLookedAtOncePerTick: writers waiting for a follower that
+// keeps reading wake at every read, but look at the reader's process
+// (which reads /proc) at most once per tick of their waiting, however
+// many writers wait.
+func TestReaderIsLookedAtOncePerTick(t *testing.T) {
+	r := mustNew(t, Config{MaxEntries: 100, MaxBytes: 1 << 16, PaceWait: time.Second, PaceMax: time.Hour})
+	f := r.Follow(1)
+	defer r.Unfollow(f)
+	var probes atomic.Int64
+	r.SetProbe(f, func() (ProcState, bool) {
+		probes.Add(1)
+		return ProcState{Runnable: true}, true
+	})
+	const writers, each = 4, 5000
+	start := time.Now()
+	var dones []chan struct{}
+	for range writers {
+		dones = append(dones, overrun(r, each))
+	}
+	var b Batch
+	got := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for got < writers*each {
+		if time.Now().After(deadline) {
+			t.Fatalf("read %d of %d in 60 s", got, writers*each)
+		}
+		r.ReadFollower(f, &b, 50, 1<<16)
+		if b.Lost != 0 {
+			t.Fatalf("follower lost %d entries after %d", b.Lost, got)
+		}
+		got += len(b.Entries)
+		if len(b.Entries) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for _, d := range dones {
+		waitDone(t, d, "paced writer")
+	}
+	el := time.Since(start)
+	// 100 ms ticks; the slack covers the first and last tick.
+	if got, limit := probes.Load(), int64(el/(100*time.Millisecond))+2; got > limit {
+		t.Errorf("the reader's process was looked at %d times in %v, want at most %d", got, el.Round(time.Millisecond), limit)
+	}
+}

@@ -406,7 +406,9 @@ func (r *Ring) gaveUp(f *Follower, now time.Duration, pending bool) bool {
 		return false
 	}
 	d := now - f.sampledAt
-	if d <= 0 {
+	if d < r.tick {
+		// Look at the reader at most once a tick: pacing wakes at every
+		// read of a fast reader, and a look reads /proc.
 		return false
 	}
 	f.sampledAt = now
