@@ -53,7 +53,17 @@ type Options struct {
 	// are valid only until the next Read (for a caller that decodes
 	// them at once), and reading allocates nothing in the steady state.
 	ReuseReads bool
+	// TailBytes bounds a copy, in memory, of the newest records written
+	// to the segment files, from which Read takes them when it is that
+	// close behind Append (no read system call, no copy); a reader
+	// further behind, or after a restart, reads the files. The files
+	// are written exactly as without it. 0 picks 4 MiB (at most
+	// MaxBytes/4); negative keeps none. Unused without a directory.
+	TailBytes int64
 }
+
+// tailChunkBytes is the size of the memory tail's chunks.
+const tailChunkBytes = 1 << 20
 
 // Pos is a position in the spool: a segment and a byte offset in it.
 type Pos struct{ Seg, Off uint64 }
@@ -105,13 +115,37 @@ type Spool struct {
 	buf     []byte
 	rbuf    []byte // Read's buffer (ReuseReads)
 	rrecs   []Rec  // Read's records (ReuseReads)
+
+	// tail holds the newest bytes of the segment files in memory:
+	// chunks in order, contiguous within a segment, the last ending
+	// where the file ends. A chunk's bytes are never changed once
+	// written (Read returns slices of them); consumed chunks are
+	// dropped, or reused once no record Read returned can point there.
+	tail      []*chunk
+	tailBytes int64    // bytes in tail
+	spare     []*chunk // consumed chunks, reusable at the next Read (ReuseReads)
+	free      []*chunk // chunks to fill
+	memReads  uint64
+	fileReads uint64
 }
+
+// chunk is a piece of the memory tail: the bytes of segment seg from off.
+type chunk struct {
+	seg  uint64
+	off  uint64
+	data []byte
+}
+
+func (c *chunk) end() uint64 { return c.off + uint64(len(c.data)) }
 
 // Stats describe a spool.
 type Stats struct {
 	Bytes   int64  // bytes not yet acknowledged (approximately: whole segments before the ack position are gone)
 	Entries uint64 // entries not yet acknowledged
 	Memory  bool
+	// Reads that took their records from the memory tail and from
+	// the segment files.
+	TailReads, FileReads uint64
 }
 
 const (
@@ -137,6 +171,9 @@ func Open(opt Options) (*Spool, error) {
 	}
 	if opt.Count == nil {
 		opt.Count = func([]byte) uint64 { return 1 }
+	}
+	if opt.TailBytes == 0 {
+		opt.TailBytes = min(4<<20, opt.MaxBytes/4)
 	}
 	s := &Spool{opt: opt, notify: make(chan struct{})}
 	if opt.Dir == "" {
@@ -384,10 +421,103 @@ func (s *Spool) write(b []byte) error {
 		// Cut back what may have been written, so the segment stays whole records.
 		g.f.Truncate(g.size)
 		return fmt.Errorf("spool: writing: %w", err)
+	} else {
+		s.keepTail(g, b)
 	}
 	g.size += int64(len(b))
 	s.total += int64(len(b))
 	return nil
+}
+
+// keepTail copies b, just written at the end of segment g, into the
+// memory tail, dropping its oldest chunks beyond the bound.
+func (s *Spool) keepTail(g *segment, b []byte) {
+	if s.opt.TailBytes <= 0 {
+		return
+	}
+	if int64(len(b)) > s.opt.TailBytes {
+		s.dropTail()
+		return
+	}
+	s.retireTail()
+	var c *chunk
+	if n := len(s.tail); n > 0 {
+		c = s.tail[n-1]
+		if c.seg != g.id || c.end() != uint64(g.size) {
+			// Not contiguous (a write the tail missed): start over.
+			s.dropTail()
+			c = nil
+		} else if cap(c.data)-len(c.data) < len(b) {
+			c = nil
+		}
+	}
+	if c == nil {
+		if n := len(s.free); n > 0 && cap(s.free[n-1].data) >= len(b) {
+			c, s.free = s.free[n-1], s.free[:n-1]
+			c.data = c.data[:0]
+		} else {
+			c = &chunk{data: make([]byte, 0, max(min(tailChunkBytes, s.opt.TailBytes), int64(len(b))))}
+		}
+		c.seg, c.off = g.id, uint64(g.size)
+		s.tail = append(s.tail, c)
+	}
+	c.data = append(c.data, b...)
+	s.tailBytes += int64(len(b))
+	for s.tailBytes > s.opt.TailBytes && len(s.tail) > 1 {
+		// The reader is that far behind: it reads these from the file.
+		s.tailBytes -= int64(len(s.tail[0].data))
+		s.tail[0] = nil
+		s.tail = s.tail[1:]
+	}
+}
+
+// retireTail removes the chunks Read has consumed (all but the newest).
+// With ReuseReads they are kept to be filled again once the next Read
+// has begun (records returned before it are dead by then).
+func (s *Spool) retireTail() {
+	for len(s.tail) > 1 {
+		c := s.tail[0]
+		if c.seg > s.read.Seg || c.seg == s.read.Seg && c.end() > s.read.Off {
+			return
+		}
+		s.tailBytes -= int64(len(c.data))
+		s.tail[0] = nil
+		s.tail = s.tail[1:]
+		if s.opt.ReuseReads && len(s.spare) < 2 {
+			s.spare = append(s.spare, c)
+		}
+	}
+}
+
+func (s *Spool) dropTail() {
+	clear(s.tail)
+	s.tail, s.tailBytes = s.tail[:0], 0
+}
+
+// readTail decodes records of segment seg from off out of the memory
+// tail, if it holds them: records of one chunk, up to about maxBytes and
+// maxRecs (0: no bound), as slices of the chunk.
+func (s *Spool) readTail(seg, off uint64, maxBytes, maxRecs int, out []Rec) ([]Rec, uint64, bool) {
+	for _, c := range s.tail {
+		if c.seg != seg || off < c.off || off >= c.end() {
+			continue
+		}
+		b := c.data[off-c.off:]
+		recs := out[:0]
+		used := 0
+		for used < len(b) && (used < maxBytes || used == 0) && (maxRecs <= 0 || len(recs) < maxRecs) {
+			p, m, err := DecodeRecord(b[used:])
+			if err != nil {
+				// Whole records only are written: cannot happen,
+				// but the file is the authority.
+				return nil, off, false
+			}
+			used += m
+			recs = append(recs, Rec{Payload: p, End: Pos{Seg: seg, Off: off + uint64(used)}})
+		}
+		return recs, off + uint64(used), true
+	}
+	return nil, off, false
 }
 
 // Append adds payloads at the end (as one write), starting a new segment
@@ -495,6 +625,11 @@ func (s *Spool) dropOldest() error {
 func (s *Spool) Read(ctx context.Context, maxBytes, maxRecs int) (recs []Rec, lost uint64, damaged bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// What earlier Reads returned is dead now: consumed chunks can be
+	// filled again.
+	s.free = append(s.free, s.spare...)
+	clear(s.spare)
+	s.spare = s.spare[:0]
 	for {
 		if s.closed {
 			return nil, 0, false, errors.New("spool: closed")
@@ -516,6 +651,20 @@ func (s *Spool) Read(ctx context.Context, maxBytes, maxRecs int) (recs []Rec, lo
 				bad  bool
 				err  error
 			)
+			var out []Rec
+			if s.opt.ReuseReads {
+				out = s.rrecs
+			}
+			if rs, next, ok := s.readTail(g.id, s.read.Off, maxBytes, maxRecs, out); ok {
+				if s.opt.ReuseReads && cap(rs) > cap(s.rrecs) {
+					s.rrecs = rs[:0]
+				}
+				s.memReads++
+				s.read.Off = next
+				recs = rs
+				goto got
+			}
+			s.fileReads++
 			if s.opt.ReuseReads {
 				rs, next, bad, s.rbuf, err = s.readSegInto(g, s.read.Off, maxBytes, s.rbuf, s.rrecs)
 				if cap(rs) > cap(s.rrecs) {
@@ -541,6 +690,7 @@ func (s *Spool) Read(ctx context.Context, maxBytes, maxRecs int) (recs []Rec, lo
 			}
 			recs = rs
 		}
+	got:
 		if len(recs) > 0 || s.lost > 0 || s.damaged {
 			lost, damaged = s.lost, s.damaged
 			s.lost, s.damaged = 0, false
@@ -723,7 +873,7 @@ func (s *Spool) BeforeAck() ([][]byte, error) {
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Bytes: s.total - int64(s.ack.Off), Entries: s.pending, Memory: s.opt.Dir == ""}
+	return Stats{Bytes: s.total - int64(s.ack.Off), Entries: s.pending, Memory: s.opt.Dir == "", TailReads: s.memReads, FileReads: s.fileReads}
 }
 
 // Close closes the files. Waiting Reads return an error.

@@ -391,3 +391,143 @@ func BenchmarkRead(b *testing.B) {
 		})
 	}
 }
+
+// A reader that keeps up takes the records from the memory tail, never
+// from the files; one that fell behind further than the tail holds reads
+// the files until it has caught up; a reopened spool reads the files.
+// The records are the same in every case.
+func TestTail(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 4096, TailBytes: 2048, ReuseReads: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	next := 0 // next payload expected
+	read := func(n int) {
+		t.Helper()
+		for got := 0; got < n; {
+			recs, lost, damaged, err := s.Read(ctx, 1000, 0)
+			if err != nil || lost != 0 || damaged {
+				t.Fatalf("Read: %v lost %d damaged %v", err, lost, damaged)
+			}
+			for _, r := range recs {
+				if want := "entry " + strconv.Itoa(next); string(r.Payload) != want {
+					t.Fatalf("read %q, want %q", r.Payload, want)
+				}
+				next++
+				got++
+			}
+			if err := s.Ack(recs[len(recs)-1].End, uint64(len(recs))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Keeping up, across segments.
+	for i := 0; i < 500; i += 5 {
+		if err := s.Append(payloads(i, i+5)...); err != nil {
+			t.Fatal(err)
+		}
+		read(5)
+	}
+	if st := s.Stats(); st.FileReads != 0 || st.TailReads == 0 {
+		t.Fatalf("keeping up: %d reads from the files, %d from memory; want all from memory", st.FileReads, st.TailReads)
+	}
+	// Behind by far more than the tail's 2048 bytes.
+	if err := s.Append(payloads(500, 1000)...); err != nil {
+		t.Fatal(err)
+	}
+	read(500)
+	behind := s.Stats()
+	if behind.FileReads == 0 {
+		t.Fatalf("behind: no read from the files (the tail holds at most 2048 bytes)")
+	}
+	// Caught up: memory again.
+	for i := 1000; i < 1200; i += 10 {
+		if err := s.Append(payloads(i, i+10)...); err != nil {
+			t.Fatal(err)
+		}
+		read(10)
+	}
+	if st := s.Stats(); st.FileReads != behind.FileReads || st.TailReads == behind.TailReads {
+		t.Fatalf("caught up: file reads %d -> %d, memory reads %d -> %d", behind.FileReads, st.FileReads, behind.TailReads, st.TailReads)
+	}
+	// Unacknowledged records are read from the files after a reopen.
+	if err := s.Append(payloads(1200, 1300)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(Options{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 4096, TailBytes: 2048, ReuseReads: true}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	read(100)
+	if st := s.Stats(); st.FileReads == 0 || st.TailReads != 0 {
+		t.Fatalf("after a reopen: %d reads from the files, %d from memory", st.FileReads, st.TailReads)
+	}
+	// New records after the reopen come from memory again.
+	if err := s.Append(payloads(1300, 1310)...); err != nil {
+		t.Fatal(err)
+	}
+	read(10)
+	if st := s.Stats(); st.TailReads == 0 {
+		t.Fatalf("after a reopen, new records: not read from memory")
+	}
+}
+
+// An appender and a reader at once (run with -race): with ReuseReads and
+// chunks of the tail filled again, every record a Read returned stays
+// intact until the next Read, and all arrive in order.
+func TestTailConcurrent(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), MaxBytes: 64 << 20, SegmentBytes: 64 << 10, TailBytes: 8 << 10, ReuseReads: true, Sync: SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const total = 20000
+	errc := make(chan error, 1)
+	go func() {
+		for i := 0; i < total; i += 50 {
+			if err := s.Append(payloads(i, i+50)...); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var prev []Rec
+	prevFirst, next := 0, 0
+	for next < total {
+		// The previous Read's records are still whole.
+		for k, r := range prev {
+			if want := "entry " + strconv.Itoa(prevFirst+k); string(r.Payload) != want {
+				t.Fatalf("a record changed before the next Read: %q, want %q", r.Payload, want)
+			}
+		}
+		recs, lost, damaged, err := s.Read(ctx, 1500, 0)
+		if err != nil || lost != 0 || damaged {
+			t.Fatalf("Read after %d: %v lost %d damaged %v", next, err, lost, damaged)
+		}
+		prevFirst = next
+		for _, r := range recs {
+			if want := "entry " + strconv.Itoa(next); string(r.Payload) != want {
+				t.Fatalf("read %q, want %q", r.Payload, want)
+			}
+			next++
+		}
+		if err := s.Ack(recs[len(recs)-1].End, uint64(len(recs))); err != nil {
+			t.Fatal(err)
+		}
+		prev = recs
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	t.Logf("%d reads from memory, %d from the files", st.TailReads, st.FileReads)
+}
