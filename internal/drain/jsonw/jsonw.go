@@ -25,12 +25,36 @@ func plain(c byte) bool {
 	return plainHi>>(c-64)&1 != 0
 }
 
+// SWAR masks: a byte of ones, and the high bit of every byte.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plain8 reports whether the 8 bytes of s at i are all plain (ASCII,
+// 0x20 or above, none of '"', '\\', '&', '<', '>'), a word at a time.
+func plain8(s string, i int) bool {
+	s = s[i : i+8]
+	w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	// A byte below 0x20, or with its high bit set; then a byte equal
+	// to one of the five (w^c has a zero byte there).
+	q, bs, a, l, g := w^'"'*ones, w^'\\'*ones, w^'&'*ones, w^'<'*ones, w^'>'*ones
+	bad := (w-0x20*ones)&^w | w |
+		(q-ones)&^q | (bs-ones)&^bs | (a-ones)&^a | (l-ones)&^l | (g-ones)&^g
+	return bad&highs == 0
+}
+
 // String appends s as a JSON string. Invalid UTF-8 becomes U+FFFD and
 // control characters are escaped, as encoding/json does.
 func String(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) && plain8(s, i) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if plain(c) {
@@ -88,11 +112,66 @@ func Key(dst []byte, name string) []byte {
 	return append(dst, ':')
 }
 
-// Time appends t in UTC as an RFC 3339 string with nanoseconds.
+// Time appends t in UTC as an RFC 3339 string with nanoseconds, as
+// time.RFC3339Nano writes it (trailing zeros of the fraction left out).
 func Time(dst []byte, t time.Time) []byte {
-	dst = append(dst, '"')
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, '"')
+	sec := t.Unix()
+	days := sec / 86400
+	if sec%86400 < 0 {
+		days--
+	}
+	y, m, d := civil(days)
+	if y < 0 || y > 9999 {
+		dst = append(dst, '"')
+		dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
+		return append(dst, '"')
+	}
+	hms := sec - days*86400
+	h, mi, ss := hms/3600, hms/60%60, hms%60
+	dst = append(dst, '"',
+		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
+		byte('0'+ss/10), byte('0'+ss%10))
+	if ns := t.Nanosecond(); ns != 0 {
+		var f [10]byte
+		f[0] = '.'
+		for k := 9; k >= 1; k-- {
+			f[k] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for f[n-1] == '0' {
+			n--
+		}
+		dst = append(dst, f[:n]...)
+	}
+	return append(dst, 'Z', '"')
+}
+
+// civil turns days since 1970-01-01 into a proleptic Gregorian date (the
+// well-known era arithmetic: 400-year eras of 146097 days, years
+// starting in March).
+func civil(days int64) (y, m, d int64) {
+	z := days + 719468
+	era := z / 146097
+	if z%146097 < 0 {
+		era--
+	}
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = doy - (153*mp+2)/5 + 1
+	m = mp + 3
+	if mp >= 10 {
+		m = mp - 9
+	}
+	y = yoe + era*400
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
 }
 
 // Int appends n.

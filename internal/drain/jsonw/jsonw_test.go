@@ -61,3 +61,59 @@ func BenchmarkString(b *testing.B) {
 		buf = String(buf[:0], s)
 	}
 }
+
+// Time writes what time.RFC3339Nano writes, across the years Time
+// formats itself (0-9999) and beyond them.
+func FuzzTime(f *testing.F) {
+	for _, t := range []time.Time{
+		time.Unix(0, 0), time.Unix(-1, 0), time.Unix(-1, 999999999), time.Unix(951782400, 1), // 2000-02-29
+		time.Date(2026, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(1600, 3, 1, 0, 0, 0, 120, time.UTC),
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 12, 31, 23, 59, 59, 5e8, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 1e6, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2100, 2, 28, 12, 0, 0, 10, time.FixedZone("x", 3600)),
+	} {
+		f.Add(t.Unix(), int64(t.Nanosecond()))
+	}
+	f.Fuzz(func(t *testing.T, sec, nsec int64) {
+		tm := time.Unix(sec, nsec)
+		want := `"` + tm.UTC().Format(time.RFC3339Nano) + `"`
+		if got := string(Time(nil, tm)); got != want {
+			t.Fatalf("%d.%09d: %s, want %s", sec, nsec, got, want)
+		}
+		// A local time is written in UTC.
+		if got := string(Time(nil, tm.In(time.FixedZone("x", -7*3600)))); got != want {
+			t.Fatalf("%d.%09d in a zone: %s, want %s", sec, nsec, got, want)
+		}
+	})
+}
+
+// Every window of 8 bytes is judged as the byte loop judges it: one
+// special byte at each position, among plain ones, comes out as
+// encoding/json writes it.
+func TestStringWords(t *testing.T) {
+	for c := range 256 {
+		for pos := range 16 {
+			b := []byte("abcdefghijklmnop")
+			b[pos] = byte(c)
+			s := string(b)
+			want, _ := json.Marshal(s)
+			var w string
+			json.Unmarshal(want, &w)
+			var got string
+			if err := json.Unmarshal(String(nil, s), &got); err != nil || got != w {
+				t.Fatalf("byte %#x at %d: %s (%v), want %s", c, pos, String(nil, s), err, want)
+			}
+			if c < 128 && string(String(nil, s)) != string(want) {
+				t.Fatalf("byte %#x at %d: %s, want %s", c, pos, String(nil, s), want)
+			}
+		}
+	}
+}
+
+func BenchmarkTime(b *testing.B) {
+	t := time.Now()
+	buf := make([]byte, 0, 64)
+	for range b.N {
+		buf = Time(buf[:0], t)
+	}
+}
