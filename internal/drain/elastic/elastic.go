@@ -90,6 +90,7 @@ func (p *Bulk) Encode(dst []byte, msgs []drain.Message, _ http.Header) []byte {
 		idx    []byte // the action's start, with the quoted index
 		idxFor int64  = -1
 	)
+	f := httpdrain.NewFields(&p.Meta, "@timestamp", "message")
 	for i := range msgs {
 		m := &msgs[i]
 		if h := hourOf(m.Rec.Time); h != idxFor || idxFor < 0 {
@@ -102,13 +103,13 @@ func (p *Bulk) Encode(dst []byte, msgs []drain.Message, _ http.Header) []byte {
 		if m.Rec.Seq != 0 && m.Instance != "" {
 			// ID(m), quoted: the digits and '-' need no escaping.
 			dst = append(dst, `,"_id":`...)
-			dst = jsonw.String(dst, m.Instance)
+			dst = append(dst, f.Instance(m.Instance)...)
 			dst = append(dst[:len(dst)-1], '-')
 			dst = strconv.AppendUint(dst, m.Rec.Seq, 10)
 			dst = append(dst, '"')
 		}
 		dst = append(dst, "}}\n{"...)
-		dst = httpdrain.AppendFields(dst, m, &p.Meta, "@timestamp", "message")
+		dst = f.Append(dst, m)
 		dst = append(dst, '}', '\n')
 	}
 	return dst

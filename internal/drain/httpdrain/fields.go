@@ -67,3 +67,94 @@ func AppendFields(b []byte, m *drain.Message, meta *Meta, timeKey, msgKey string
 	}
 	return b
 }
+
+// Fields appends entries' fields exactly as AppendFields does, for the
+// entries of one batch: what they share (boot and host, the memlogd
+// instance of the entry before) is quoted once rather than per entry.
+// The zero value is not usable: see NewFields.
+type Fields struct {
+	timeKey, msgKey []byte // `"key":`, the first without a comma
+	meta            []byte // `,"boot":...,"host":...` as far as set
+	inst            string // the instance quoted in instQ
+	instQ           []byte // inst as a JSON string
+	haveInst        bool
+}
+
+// NewFields returns a Fields for meta and the two first keys (in one
+// allocation, and one for the instance).
+func NewFields(meta *Meta, timeKey, msgKey string) Fields {
+	b := make([]byte, 0, 2*(len(timeKey)+len(msgKey)+len(meta.Boot)+len(meta.Host))+48)
+	b = jsonw.String(b, timeKey)
+	b = append(b, ':')
+	k := len(b)
+	b = append(b, ',')
+	b = jsonw.String(b, msgKey)
+	b = append(b, ':')
+	m := len(b)
+	if meta.Boot != "" {
+		b = append(b, `,"boot":`...)
+		b = jsonw.String(b, meta.Boot)
+	}
+	if meta.Host != "" {
+		b = append(b, `,"host":`...)
+		b = jsonw.String(b, meta.Host)
+	}
+	return Fields{timeKey: b[:k:k], msgKey: b[k:m:m], meta: b[m:], instQ: make([]byte, 0, 64)}
+}
+
+// Instance returns m's instance as a JSON string (kept until an entry
+// of another instance).
+func (f *Fields) Instance(instance string) []byte {
+	if !f.haveInst || instance != f.inst {
+		f.inst, f.instQ, f.haveInst = instance, jsonw.String(f.instQ[:0], instance), true
+	}
+	return f.instQ
+}
+
+// Append appends m's fields to an open JSON object, as AppendFields.
+func (f *Fields) Append(b []byte, m *drain.Message) []byte {
+	r := &m.Rec
+	if n := len(b); n > 0 && b[n-1] != '{' && b[n-1] != '[' {
+		b = append(b, ',')
+	}
+	b = append(b, f.timeKey...)
+	b = jsonw.Time(b, r.Time)
+	b = append(b, f.msgKey...)
+	b = jsonw.String(b, r.Msg)
+	b = append(b, `,"source":`...)
+	b = jsonw.String(b, r.Source)
+	b = append(b, `,"severity":`...)
+	b = jsonw.Int(b, int64(r.Severity))
+	b = append(b, `,"facility":`...)
+	b = jsonw.Int(b, int64(r.Facility))
+	if r.PID > 0 {
+		b = append(b, `,"pid":`...)
+		b = jsonw.Int(b, int64(r.PID))
+	}
+	if !r.TS.IsZero() {
+		b = append(b, `,"ts":`...)
+		b = jsonw.Time(b, r.TS)
+	}
+	if r.SD != "" {
+		b = append(b, `,"sd":`...)
+		b = jsonw.String(b, r.SD)
+	}
+	if r.Truncated {
+		b = append(b, `,"truncated":true`...)
+	}
+	if r.Partial {
+		b = append(b, `,"partial":true`...)
+	}
+	if r.Raw {
+		b = append(b, `,"raw":true`...)
+	}
+	if r.Seq > 0 {
+		b = append(b, `,"seq":`...)
+		b = jsonw.Uint(b, r.Seq)
+	}
+	if m.Instance != "" {
+		b = append(b, `,"instance":`...)
+		b = append(b, f.Instance(m.Instance)...)
+	}
+	return append(b, f.meta...)
+}
