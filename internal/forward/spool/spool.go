@@ -415,56 +415,71 @@ func (s *Spool) writeHeader() error {
 
 func (s *Spool) write(b []byte) error {
 	g := s.segs[len(s.segs)-1]
+	if err := s.writeSeg(g, b); err != nil {
+		return err
+	}
+	if c := s.tailRoom(g, len(b)); c != nil {
+		c.data = append(c.data, b...)
+		s.tailBytes += int64(len(b))
+		s.trimTail()
+	}
+	return nil
+}
+
+// writeSeg appends b to g, the last segment, in one write.
+func (s *Spool) writeSeg(g *segment, b []byte) error {
 	if g.f == nil {
 		g.mem = append(g.mem, b...)
 	} else if _, err := g.f.Write(b); err != nil {
 		// Cut back what may have been written, so the segment stays whole records.
 		g.f.Truncate(g.size)
 		return fmt.Errorf("spool: writing: %w", err)
-	} else {
-		s.keepTail(g, b)
 	}
 	g.size += int64(len(b))
 	s.total += int64(len(b))
 	return nil
 }
 
-// keepTail copies b, just written at the end of segment g, into the
-// memory tail, dropping its oldest chunks beyond the bound.
-func (s *Spool) keepTail(g *segment, b []byte) {
-	if s.opt.TailBytes <= 0 {
-		return
+// tailRoom returns the chunk of the memory tail that will hold the n
+// bytes about to be written at the end of segment g (file segments only),
+// with room for them after its data; nil when the tail keeps none.
+func (s *Spool) tailRoom(g *segment, n int) *chunk {
+	if s.opt.TailBytes <= 0 || g.f == nil {
+		return nil
 	}
-	if int64(len(b)) > s.opt.TailBytes {
+	if int64(n) > s.opt.TailBytes {
 		s.dropTail()
-		return
+		return nil
 	}
 	s.retireTail()
 	var c *chunk
-	if n := len(s.tail); n > 0 {
-		c = s.tail[n-1]
+	if k := len(s.tail); k > 0 {
+		c = s.tail[k-1]
 		if c.seg != g.id || c.end() != uint64(g.size) {
 			// Not contiguous (a write the tail missed): start over.
 			s.dropTail()
 			c = nil
-		} else if cap(c.data)-len(c.data) < len(b) {
+		} else if cap(c.data)-len(c.data) < n {
 			c = nil
 		}
 	}
 	if c == nil {
-		if n := len(s.free); n > 0 && cap(s.free[n-1].data) >= len(b) {
-			c, s.free = s.free[n-1], s.free[:n-1]
+		if k := len(s.free); k > 0 && cap(s.free[k-1].data) >= n {
+			c, s.free = s.free[k-1], s.free[:k-1]
 			c.data = c.data[:0]
 		} else {
-			c = &chunk{data: make([]byte, 0, max(min(tailChunkBytes, s.opt.TailBytes), int64(len(b))))}
+			c = &chunk{data: make([]byte, 0, max(min(tailChunkBytes, s.opt.TailBytes), int64(n)))}
 		}
 		c.seg, c.off = g.id, uint64(g.size)
 		s.tail = append(s.tail, c)
 	}
-	c.data = append(c.data, b...)
-	s.tailBytes += int64(len(b))
+	return c
+}
+
+// trimTail drops the oldest chunks while the tail is over its bound: the
+// reader is that far behind and reads them from the file.
+func (s *Spool) trimTail() {
 	for s.tailBytes > s.opt.TailBytes && len(s.tail) > 1 {
-		// The reader is that far behind: it reads these from the file.
 		s.tailBytes -= int64(len(s.tail[0].data))
 		s.tail[0] = nil
 		s.tail = s.tail[1:]
@@ -506,12 +521,16 @@ func (s *Spool) readTail(seg, off uint64, maxBytes, maxRecs int, out []Rec) ([]R
 		recs := out[:0]
 		used := 0
 		for used < len(b) && (used < maxBytes || used == 0) && (maxRecs <= 0 || len(recs) < maxRecs) {
-			p, m, err := DecodeRecord(b[used:])
-			if err != nil {
-				// Whole records only are written: cannot happen,
-				// but the file is the authority.
+			// The tail holds the records as they were made for the
+			// file: whole, and their checksums need no check.
+			if len(b)-used < headerLen {
+				return nil, off, false // cannot happen; the file is the authority
+			}
+			l := int(binary.LittleEndian.Uint32(b[used:]))
+			if len(b)-used-headerLen < l {
 				return nil, off, false
 			}
+			p, m := b[used+headerLen:used+headerLen+l:used+headerLen+l], headerLen+l
 			used += m
 			recs = append(recs, Rec{Payload: p, End: Pos{Seg: seg, Off: off + uint64(used)}})
 		}
@@ -529,23 +548,42 @@ func (s *Spool) Append(payloads ...[]byte) error {
 	if s.closed {
 		return errors.New("spool: closed")
 	}
-	s.buf = s.buf[:0]
 	var entries uint64
+	n := 0
 	for _, p := range payloads {
 		if len(p) > MaxPayload {
 			return fmt.Errorf("spool: payload of %d bytes (at most %d)", len(p), MaxPayload)
 		}
-		s.buf = AppendRecord(s.buf, p)
+		n += headerLen + len(p)
 		entries += s.opt.Count(p)
 	}
 	last := s.segs[len(s.segs)-1]
-	if last.size > 0 && last.size+int64(len(s.buf)) > s.opt.SegmentBytes {
+	if last.size > 0 && last.size+int64(n) > s.opt.SegmentBytes {
 		if err := s.rotate(); err != nil {
 			return err
 		}
 	}
-	if err := s.write(s.buf); err != nil {
+	// The records are made where they will stay: in the memory tail
+	// when it keeps them (so they are copied once), else in s.buf.
+	g := s.segs[len(s.segs)-1]
+	c := s.tailRoom(g, n)
+	buf := s.buf[:0]
+	if c != nil {
+		buf = c.data[len(c.data):len(c.data)]
+	}
+	for _, p := range payloads {
+		buf = AppendRecord(buf, p)
+	}
+	if c == nil {
+		s.buf = buf
+	}
+	if err := s.writeSeg(g, buf); err != nil {
 		return err
+	}
+	if c != nil {
+		c.data = c.data[:len(c.data)+n]
+		s.tailBytes += int64(n)
+		s.trimTail()
 	}
 	s.pending += entries
 	for s.total > s.opt.MaxBytes && len(s.segs) > 1 {
