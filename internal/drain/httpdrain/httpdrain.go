@@ -108,6 +108,7 @@ type sender struct {
 	client *http.Client
 	url    string
 	body   []byte
+	reply  []byte
 	gz     bytes.Buffer
 	zw     *gzip.Writer
 }
@@ -166,9 +167,28 @@ func (s *sender) Deliver(ctx context.Context, msgs []drain.Message) batch.Result
 		}
 		return batch.Result{Err: fmt.Errorf("POST %s: %w", s.url, err)}
 	}
-	rbody, rerr := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	var rerr error
+	s.reply, rerr = readAll(s.reply[:0], io.LimitReader(resp.Body, 4<<20))
 	resp.Body.Close()
-	return Classify(resp.StatusCode, resp.Header, rbody, rerr, len(msgs), s.o.Protocol)
+	return Classify(resp.StatusCode, resp.Header, s.reply, rerr, len(msgs), s.o.Protocol)
+}
+
+// readAll is io.ReadAll appending to b (a sender's buffer, reused for
+// every reply).
+func readAll(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // Classify turns a reply into a batch.Result (see the package comment).

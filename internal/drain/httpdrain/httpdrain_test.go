@@ -1,9 +1,12 @@
 package httpdrain
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/lklog/lklog/internal/drain"
@@ -66,5 +69,37 @@ func TestClassify(t *testing.T) {
 	}
 	if r := Classify(400, nil, []byte("bad\x00 thing\n"), nil, 5, okProto{}); r.Err != nil || r.Rejected != 5 || r.Reason != "HTTP 400 bad  thing" {
 		t.Fatalf("400: %+v", r)
+	}
+}
+
+// readAll reads what io.ReadAll reads (or fails as it does), whatever
+// the reader's pieces, and fills the buffer it is given without allocating when it
+// is large enough.
+func TestReadAll(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 5000)
+	for name, r := range map[string]func() io.Reader{
+		"plain":   func() io.Reader { return bytes.NewReader(data) },
+		"onebyte": func() io.Reader { return iotest.OneByteReader(bytes.NewReader(data[:3000])) },
+		"dataerr": func() io.Reader { return iotest.DataErrReader(bytes.NewReader(data)) },
+		"half":    func() io.Reader { return iotest.HalfReader(bytes.NewReader(data)) },
+		"limit":   func() io.Reader { return io.LimitReader(bytes.NewReader(data), 777) },
+		"timeout": func() io.Reader { return iotest.TimeoutReader(bytes.NewReader(data)) },
+		"empty":   func() io.Reader { return bytes.NewReader(nil) },
+	} {
+		want, werr := io.ReadAll(r())
+		got, gerr := readAll(nil, r())
+		// On an error the bytes read before it do not matter: the
+		// reply counts as cut.
+		if (werr == nil) != (gerr == nil) || werr == nil && !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes, %v; want %d bytes, %v", name, len(got), gerr, len(want), werr)
+		}
+		again, aerr := readAll(got[:0], r())
+		if aerr == nil && !bytes.Equal(again, want) {
+			t.Errorf("%s, into a used buffer: %d bytes, want %d", name, len(again), len(want))
+		}
+	}
+	buf := make([]byte, 0, len(data)+1)
+	if a := testing.AllocsPerRun(10, func() { buf, _ = readAll(buf[:0], bytes.NewReader(data)) }); a > 1 { // the reader itself
+		t.Fatalf("%.1f allocations reading into a buffer large enough", a)
 	}
 }
