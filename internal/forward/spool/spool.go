@@ -121,12 +121,13 @@ type Spool struct {
 	// where the file ends. A chunk's bytes are never changed once
 	// written (Read returns slices of them); consumed chunks are
 	// dropped, or reused once no record Read returned can point there.
-	tail      []*chunk
-	tailBytes int64    // bytes in tail
-	spare     []*chunk // consumed chunks, reusable at the next Read (ReuseReads)
-	free      []*chunk // chunks to fill
-	memReads  uint64
-	fileReads uint64
+	tail       []*chunk
+	tailBytes  int64    // bytes in tail
+	spare      []*chunk // consumed chunks, reusable at the next Read (ReuseReads)
+	free       []*chunk // chunks to fill
+	memReads   uint64
+	fileReads  uint64
+	chunksMade uint64
 }
 
 // chunk is a piece of the memory tail: the bytes of segment seg from off.
@@ -469,6 +470,7 @@ func (s *Spool) tailRoom(g *segment, n int) *chunk {
 			c.data = c.data[:0]
 		} else {
 			c = &chunk{data: make([]byte, 0, max(min(tailChunkBytes, s.opt.TailBytes), int64(n)))}
+			s.chunksMade++
 		}
 		c.seg, c.off = g.id, uint64(g.size)
 		s.tail = append(s.tail, c)
@@ -480,27 +482,34 @@ func (s *Spool) tailRoom(g *segment, n int) *chunk {
 // reader is that far behind and reads them from the file.
 func (s *Spool) trimTail() {
 	for s.tailBytes > s.opt.TailBytes && len(s.tail) > 1 {
-		s.tailBytes -= int64(len(s.tail[0].data))
-		s.tail[0] = nil
-		s.tail = s.tail[1:]
+		s.retire()
 	}
 }
 
+// retire removes the oldest chunk of the tail. With ReuseReads it is
+// kept to be filled again once the next Read has begun: records Read
+// returned before are dead by then.
+func (s *Spool) retire() {
+	c := s.tail[0]
+	s.tailBytes -= int64(len(c.data))
+	s.tail[0] = nil
+	s.tail = s.tail[1:]
+	if s.opt.ReuseReads && len(s.spare)+len(s.free) < maxSpareChunks {
+		s.spare = append(s.spare, c)
+	}
+}
+
+// maxSpareChunks bounds the chunks kept for reuse.
+const maxSpareChunks = 4
+
 // retireTail removes the chunks Read has consumed (all but the newest).
-// With ReuseReads they are kept to be filled again once the next Read
-// has begun (records returned before it are dead by then).
 func (s *Spool) retireTail() {
 	for len(s.tail) > 1 {
 		c := s.tail[0]
 		if c.seg > s.read.Seg || c.seg == s.read.Seg && c.end() > s.read.Off {
 			return
 		}
-		s.tailBytes -= int64(len(c.data))
-		s.tail[0] = nil
-		s.tail = s.tail[1:]
-		if s.opt.ReuseReads && len(s.spare) < 2 {
-			s.spare = append(s.spare, c)
-		}
+		s.retire()
 	}
 }
 

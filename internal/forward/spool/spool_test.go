@@ -531,3 +531,42 @@ func TestTailConcurrent(t *testing.T) {
 	st := s.Stats()
 	t.Logf("%d reads from memory, %d from the files", st.TailReads, st.FileReads)
 }
+
+// A reader that falls further and further behind reads the files, and
+// the tail's chunks dropped meanwhile are filled again rather than new
+// ones made for every chunk's worth of records.
+func TestTailBehindReusesChunks(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), MaxBytes: 64 << 20, TailBytes: 4096, ReuseReads: true, Sync: SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	next := 0
+	for i := 0; i < 20000; i += 20 {
+		if err := s.Append(payloads(i, i+20)...); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 != 0 {
+			continue
+		}
+		recs, _, _, err := s.Read(ctx, 1000, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if want := "entry " + strconv.Itoa(next); string(r.Payload) != want {
+				t.Fatalf("read %q, want %q", r.Payload, want)
+			}
+			next++
+		}
+	}
+	if st := s.Stats(); st.FileReads == 0 {
+		t.Fatal("the reader fell behind and still read nothing from the files")
+	}
+	// About 300 KB went through a tail of 4 KiB chunks.
+	if s.chunksMade > 2*maxSpareChunks {
+		t.Fatalf("%d chunks made for the tail; want them reused", s.chunksMade)
+	}
+}
