@@ -3,6 +3,7 @@ package logforward
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -36,7 +37,7 @@ func BenchmarkInProcess(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("BENCH_LINES")); err == nil && v > 0 {
 		total = v
 	}
-	for _, name := range []string{"tcp", "loki", "bulk", "jsonlines"} {
+	for _, name := range []string{"tcp", "loki", "lokigzip", "bulk", "jsonlines"} {
 		b.Run(name, func(b *testing.B) {
 			var counted atomic.Uint64
 			var url string
@@ -47,6 +48,7 @@ func BenchmarkInProcess(b *testing.B) {
 				addr := countingHTTPSink(b, &counted)
 				url = map[string]string{
 					"loki":      "loki+http://" + addr + "/?gzip=false",
+					"lokigzip":  "loki+http://" + addr + "/",
 					"bulk":      "elasticsearch+http://" + addr + "/",
 					"jsonlines": "http://" + addr + "/",
 				}[name]
@@ -156,7 +158,16 @@ func countingTCPSink(t testing.TB, n *atomic.Uint64) string {
 // counts the lines of the bodies that carry entries.
 func countingHTTPSink(t testing.TB, n *atomic.Uint64) string {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
+		var rd io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			rd = zr
+		}
+		body, _ := io.ReadAll(rd)
 		switch {
 		case strings.HasSuffix(r.URL.Path, "/_bulk"):
 			items := bytes.Count(body, []byte("\n")) / 2
