@@ -500,7 +500,7 @@ func (s *Spool) retire() {
 }
 
 // maxSpareChunks bounds the chunks kept for reuse.
-const maxSpareChunks = 4
+const maxSpareChunks = 2
 
 // retireTail removes the chunks Read has consumed (all but the newest).
 func (s *Spool) retireTail() {
