@@ -86,14 +86,17 @@ var ErrClosed = errors.New("ring closed")
 
 // Ring is safe for concurrent use by any number of writers and readers.
 type Ring struct {
-	mu     sync.Mutex
-	arena  []byte
-	slots  []slot
-	first  uint64 // oldest sequence number held
-	next   uint64 // sequence number of the next entry appended
-	wpos   int    // arena write position
-	wake   chan struct{}
-	closed bool
+	mu    sync.Mutex
+	arena []byte
+	slots []slot
+	first uint64 // oldest sequence number held
+	next  uint64 // sequence number of the next entry appended
+	// first and next modulo len(slots): their slots, without a division
+	// per entry
+	firstSlot, nextSlot int
+	wpos                int // arena write position
+	wake                chan struct{}
+	closed              bool
 
 	// Pacing: writers wait for registered followers (see Config.PaceWait).
 	paceWait  time.Duration
@@ -194,11 +197,13 @@ func New(c Config) (*Ring, error) {
 		return nil, fmt.Errorf("ring: max bytes %d: must be at least %d", c.MaxBytes, MinBytes)
 	}
 	r := &Ring{
-		arena: make([]byte, c.MaxBytes),
-		slots: make([]slot, c.MaxEntries),
-		first: 1,
-		next:  1,
-		low:   math.MaxUint64,
+		arena:     make([]byte, c.MaxBytes),
+		slots:     make([]slot, c.MaxEntries),
+		first:     1,
+		next:      1,
+		firstSlot: 1 % c.MaxEntries,
+		nextSlot:  1 % c.MaxEntries,
+		low:       math.MaxUint64,
 	}
 	r.initPacing(c)
 	return r, nil
@@ -275,12 +280,15 @@ func (r *Ring) appendLocked(e *Entry) {
 	p += copy(r.arena[p:], src)
 	p += copy(r.arena[p:], sd)
 	copy(r.arena[p:], msg)
-	r.slots[r.next%uint64(len(r.slots))] = slot{
+	r.slots[r.nextSlot] = slot{
 		time: e.Time, origTime: e.OrigTime, off: off,
 		msgLen: uint32(len(msg)), srcLen: uint16(len(src)), sdLen: uint16(len(sd)),
 		pid: e.PID, facility: e.Facility, severity: e.Severity, flags: flags,
 	}
 	r.next++
+	if r.nextSlot++; r.nextSlot == len(r.slots) {
+		r.nextSlot = 0
+	}
 	r.wpos = off + n
 }
 
@@ -297,7 +305,7 @@ func (r *Ring) alloc(n int) int {
 			r.evictOldest()
 			continue
 		}
-		tail := r.slots[r.first%uint64(len(r.slots))].off
+		tail := r.slots[r.firstSlot].off
 		if r.wpos > tail {
 			// live bytes are [tail, wpos): free at the end and before tail
 			if len(r.arena)-r.wpos >= n {
@@ -324,6 +332,9 @@ func (r *Ring) evictOldest() {
 		return
 	}
 	r.first++
+	if r.firstSlot++; r.firstSlot == len(r.slots) {
+		r.firstSlot = 0
+	}
 }
 
 // blocked reports whether a paced follower still needs the oldest entry.
