@@ -127,8 +127,8 @@ func (s *Server) Stalled() uint64 { return s.stalled.Load() }
 // Per-reader bounds: what one connection may hold in memory at a time
 // (the batch copied out of the ring, then its encoding).
 const (
-	batchEntries = 2048
-	batchBytes   = 128 << 10
+	batchEntries = 1024
+	batchBytes   = 64 << 10
 )
 
 // SendBuffer is the send buffer asked for each query connection
