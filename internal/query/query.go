@@ -138,6 +138,22 @@ const (
 // less often. It bounds the kernel memory a stalled reader holds.
 const SendBuffer = 512 << 10
 
+// setSendBuffer raises the connection's send buffer to SendBuffer:
+// beyond net.core.wmem_max (212992 bytes by default before Linux 6.x
+// raised it) when memlogd may (CAP_NET_ADMIN, as in LinuxKit's init; so
+// does journald), else as far as wmem_max allows. A larger buffer set by
+// the administrator is kept. Failing costs only wake-ups.
+func setSendBuffer(rc syscall.RawConn) {
+	rc.Control(func(fd uintptr) {
+		if cur, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil && cur >= 2*SendBuffer {
+			return
+		}
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, SendBuffer) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, SendBuffer)
+		}
+	})
+}
+
 func (s *Server) init() {
 	s.once.Do(func() {
 		if s.MaxReaders < 1 {
@@ -240,12 +256,11 @@ func (s *Server) ServeConn(ctx context.Context, c *net.UnixConn) {
 	if req.Follow() {
 		go watchHangup(c, cancel)
 	}
-	// Not fatal: the kernel's default only costs wake-ups.
-	c.SetWriteBuffer(SendBuffer)
 	r := reader{s: s, c: c, req: req}
 	if r.rc, err = c.SyscallConn(); err != nil {
 		return
 	}
+	setSendBuffer(r.rc)
 	err = r.run(ctx)
 	if errors.Is(err, errStalled) {
 		n := s.stalled.Add(1)
