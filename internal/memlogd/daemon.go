@@ -15,7 +15,6 @@ import (
 
 	"github.com/lklog/lklog/internal/fdpass"
 	"github.com/lklog/lklog/internal/ingest"
-	"github.com/lklog/lklog/internal/logproto"
 	"github.com/lklog/lklog/internal/query"
 	"github.com/lklog/lklog/internal/ring"
 	"github.com/lklog/lklog/internal/sockfile"
@@ -292,6 +291,12 @@ func (d *Daemon) receiveStreams(ctx context.Context) error {
 	}
 }
 
+// What the console copies out of the ring at a time.
+const (
+	consoleBatch      = 2048
+	consoleBatchBytes = 128 << 10
+)
+
 // console echoes the ring to stdout as LinuxKit's memlogd does, through a
 // cursor of its own: a slow console skips entries, counts and says so.
 // Writers never wait for it, nor does a stopping memlogd for longer than
@@ -300,19 +305,19 @@ func (d *Daemon) console(ctx context.Context) error {
 	var b ring.Batch
 	var out []byte
 	var skipped uint64
-	var text logproto.TextFormatter
+	var text consoleFormat
 	cursor := uint64(1)
 	for {
-		d.ring.Read(cursor, &b, 512, 32<<10)
+		d.ring.Read(cursor, &b, consoleBatch, consoleBatchBytes)
 		out = out[:0]
 		if b.Lost > 0 {
 			skipped += b.Lost
-			out = text.AppendBytes(out, time.Now(), []byte(Source),
+			out = text.append(out, now(), []byte(Source),
 				fmt.Appendf(nil, "console too slow: %d entries not echoed (%d in all)", b.Lost, skipped))
 		}
 		for i := range b.Entries {
 			e := &b.Entries[i]
-			out = text.AppendBytes(out, time.Unix(0, e.Time), e.Source, e.Msg)
+			out = text.append(out, e.Time, e.Source, e.Msg)
 		}
 		cursor = b.Next
 		if len(out) > 0 {

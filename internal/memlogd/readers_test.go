@@ -260,9 +260,10 @@ func TestPacingStalledFollower(t *testing.T) {
 	if el > 30*time.Second {
 		t.Errorf("writing took %v: stalled followers held the writer up", el)
 	}
-	// The stalled extended follower learns what it missed.
+	// The stalled extended follower learns what it missed, after what its
+	// socket held (query.SendBuffer and a batch).
 	var gap bool
-	for i := 0; i < 2000 && !gap; i++ {
+	for i := 0; i < total && !gap; i++ {
 		r := c1.Next(10 * time.Second)
 		gap = r.Type == "gap"
 	}

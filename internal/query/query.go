@@ -124,11 +124,35 @@ var errStalled = errors.New("client read nothing")
 // stopped reading.
 func (s *Server) Stalled() uint64 { return s.stalled.Load() }
 
-// Per-reader bounds: what one connection may hold in memory at a time.
+// Per-reader bounds: what one connection may hold in memory at a time
+// (the batch copied out of the ring, then its encoding).
 const (
-	batchEntries = 512
-	batchBytes   = 32 << 10
+	batchEntries = 1024
+	batchBytes   = 64 << 10
 )
+
+// SendBuffer is the send buffer asked for each query connection
+// (SO_SNDBUF; Linux doubles it for its bookkeeping). The default, about
+// 208 KiB, holds about 1,400 legacy lines: with a larger one, a fast
+// follower and the goroutine serving it wake each other several times
+// less often. It bounds the kernel memory a stalled reader holds.
+const SendBuffer = 512 << 10
+
+// setSendBuffer raises the connection's send buffer to SendBuffer:
+// beyond net.core.wmem_max (212992 bytes by default before Linux 6.x
+// raised it) when memlogd may (CAP_NET_ADMIN, as in LinuxKit's init; so
+// does journald), else as far as wmem_max allows. A larger buffer set by
+// the administrator is kept. Failing costs only wake-ups.
+func setSendBuffer(rc syscall.RawConn) {
+	rc.Control(func(fd uintptr) {
+		if cur, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil && cur >= 2*SendBuffer {
+			return
+		}
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, SendBuffer) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, SendBuffer)
+		}
+	})
+}
 
 func (s *Server) init() {
 	s.once.Do(func() {
@@ -233,6 +257,10 @@ func (s *Server) ServeConn(ctx context.Context, c *net.UnixConn) {
 		go watchHangup(c, cancel)
 	}
 	r := reader{s: s, c: c, req: req}
+	if r.rc, err = c.SyscallConn(); err != nil {
+		return
+	}
+	setSendBuffer(r.rc)
 	err = r.run(ctx)
 	if errors.Is(err, errStalled) {
 		n := s.stalled.Add(1)
@@ -300,6 +328,7 @@ func (s *Server) refuse(c *net.UnixConn, code, why string) {
 type reader struct {
 	s   *Server
 	c   *net.UnixConn
+	rc  syscall.RawConn // c's descriptor
 	req logproto.Request
 	enc logproto.Encoder
 	out []byte
@@ -309,15 +338,40 @@ type reader struct {
 	pid    int // the client's, when known
 }
 
+// writeNow writes what the socket takes without waiting (the descriptor
+// is non-blocking, as Go keeps it) and returns how much that was.
+func (r *reader) writeNow(b []byte) (int, error) {
+	n := 0
+	var werr error
+	err := r.rc.Control(func(fd uintptr) {
+		for n < len(b) {
+			m, err := unix.Write(int(fd), b[n:])
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				if err != unix.EAGAIN {
+					werr = err
+				}
+				return
+			}
+			if m <= 0 {
+				return
+			}
+			n += m
+		}
+	})
+	if err != nil {
+		return n, err
+	}
+	return n, werr
+}
+
 // unread returns the bytes written to the client that it has not read yet
 // (-1 if unknown).
 func (r *reader) unread() int {
-	rc, err := r.c.SyscallConn()
-	if err != nil {
-		return -1
-	}
 	n := -1
-	rc.Control(func(fd uintptr) {
+	r.rc.Control(func(fd uintptr) {
 		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
 			n = v
 		}
@@ -464,6 +518,23 @@ func (r *reader) fail(code, msg string) error {
 func (r *reader) flush() error {
 	out := r.out
 	defer func() { r.out = r.out[:0] }()
+	if len(out) == 0 {
+		return nil
+	}
+	// A reply that fits in the socket's buffer is written at once: no
+	// deadline to arm, and no progress to report (reading the entries
+	// from the ring just did).
+	n, err := r.writeNow(out)
+	if err != nil {
+		return fmt.Errorf("writing to reader: %w", err)
+	}
+	out = out[n:]
+	if len(out) == 0 {
+		return nil
+	}
+	if n > 0 && r.f != nil {
+		r.s.Ring.Touch(r.f)
+	}
 	progress := time.Now()
 	var evict chan struct{}
 	defer func() {

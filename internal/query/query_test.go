@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lklog/lklog/internal/ring"
 )
@@ -274,5 +278,70 @@ func TestStalledClientStallLimit(t *testing.T) {
 	}
 	if n := s.Idle(); n != 0 {
 		t.Errorf("Idle() = %d, want 0", n)
+	}
+}
+
+// sendBufferWanted is how much reply a query connection should hold at
+// least: SendBuffer, or net.core.wmem_max if that is less and this
+// process may not go beyond it (no CAP_NET_ADMIN).
+func sendBufferWanted(t *testing.T) int {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, SendBuffer) == nil {
+		return SendBuffer
+	}
+	b, err := os.ReadFile("/proc/sys/net/core/wmem_max")
+	if err != nil {
+		return SendBuffer
+	}
+	max, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("wmem_max %q: %v", b, err)
+	}
+	t.Logf("no CAP_NET_ADMIN: send buffers up to net.core.wmem_max, %d", max)
+	return min(SendBuffer, max)
+}
+
+// TestFollowerSocketHoldsSendBuffer: the connection of a follower that
+// reads nothing takes SendBuffer bytes of reply (the kernel's default
+// is about 208 KiB), so that a fast follower and the goroutine serving
+// it wake each other less often.
+func TestFollowerSocketHoldsSendBuffer(t *testing.T) {
+	want := sendBufferWanted(t)
+	rg, err := ring.New(ring.Config{MaxEntries: 30000, MaxBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte(strings.Repeat("x", 100))
+	for i := 0; i < 20000; i++ { // about 3 MB of legacy lines
+		rg.Append(ring.Entry{Time: 1, Source: []byte("app"), Msg: msg})
+	}
+	path := serve(t, &Server{Ring: rg, Instance: "i", MaxReaders: 4})
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte{2}); err != nil { // dump, then follow
+		t.Fatal(err)
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := func() int {
+		n := -1
+		rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+		return n
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for queued() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the reply waiting for the client stayed at %d bytes for 30 s, want %d at least", queued(), want)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

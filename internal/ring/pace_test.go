@@ -289,9 +289,8 @@ func TestEmptySocketIsNotTheReadersFault(t *testing.T) {
 }
 
 // TestReaderIsLookedAtOncePerTick: writers waiting for a follower that
-// keeps reading wake at every read, but look at the reader's process
-// (which reads /proc) at most once per tick of their waiting, however
-// many writers wait.
+// keeps reading look at the reader's process (which reads /proc) at most
+// once per tick of their waiting, however many writers wait.
 func TestReaderIsLookedAtOncePerTick(t *testing.T) {
 	r := mustNew(t, Config{MaxEntries: 100, MaxBytes: 1 << 16, PaceWait: time.Second, PaceMax: time.Hour})
 	f := r.Follow(1)
@@ -331,4 +330,109 @@ func TestReaderIsLookedAtOncePerTick(t *testing.T) {
 	if got, limit := probes.Load(), int64(el/(100*time.Millisecond))+2; got > limit {
 		t.Errorf("the reader's process was looked at %d times in %v, want at most %d", got, el.Round(time.Millisecond), limit)
 	}
+}
+
+// TestWritersWakeWhenFollowerCatchesUp: writers waiting for a follower
+// that reads in small steps are woken when it has caught up to where
+// they wait for (half the ring), and otherwise once a tick: not at every
+// read. Each wake-up of a waiting writer asks how much the follower's
+// client has left unread; that count is bounded here.
+func TestWritersWakeWhenFollowerCatchesUp(t *testing.T) {
+	const size, total, step = 1000, 10000, 10
+	r := mustNew(t, Config{MaxEntries: size, MaxBytes: 1 << 20, PaceWait: time.Second, PaceMax: time.Hour})
+	var looks atomic.Int64
+	f := r.FollowClient(1, func() int {
+		looks.Add(1)
+		return -1 // unknown
+	})
+	defer r.Unfollow(f)
+	start := time.Now()
+	done := overrun(r, total)
+	var b Batch
+	got := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for got < total {
+		if time.Now().After(deadline) {
+			t.Fatalf("read %d of %d in 60 s", got, total)
+		}
+		r.ReadFollower(f, &b, step, 1<<16)
+		if b.Lost != 0 {
+			t.Fatalf("follower lost %d entries after %d", b.Lost, got)
+		}
+		got += len(b.Entries)
+		// A reader that takes its time over each step, as one that
+		// writes what it read to a client does.
+		time.Sleep(time.Millisecond)
+	}
+	waitDone(t, done, "paced writer")
+	el := time.Since(start)
+	// The writer waits at most once per half ring it writes, and looks
+	// again at most once per wake-up for the target and once per 100 ms
+	// tick. Woken at every read, it would look about size/2/step times
+	// per wait.
+	waits := int64(total / (size / 2))
+	if n, limit := looks.Load(), 2*waits+int64(el/(100*time.Millisecond))+2; n > limit {
+		t.Errorf("waiting writers looked at the follower %d times in %v (%d reads of %d entries), want at most %d",
+			n, el.Round(time.Millisecond), total/step, step, limit)
+	}
+}
+
+// TestLateFollowerIsWaitedFor: a follower that registers behind one
+// that keeps up (a dump+follow starting at the oldest entry, next to a
+// follow) is waited for like any other: it loses nothing, although
+// writers had seen every follower past the oldest entry.
+func TestLateFollowerIsWaitedFor(t *testing.T) {
+	const size = 100
+	r := mustNew(t, Config{MaxEntries: size, MaxBytes: 1 << 16, PaceWait: time.Second, PaceMax: time.Hour})
+	ahead := r.Follow(1)
+	var b Batch
+	for i := 0; i <= size; i++ {
+		r.Append(entry("w", fmt.Sprint(i)))
+		r.ReadFollower(ahead, &b, 2*size, 1<<16) // keeps up
+	}
+	first, _ := r.Bounds() // one entry evicted past the follower
+	late := r.Follow(first)
+	r.Unfollow(ahead)
+	defer r.Unfollow(late)
+	var probes atomic.Int64
+	r.SetProbe(late, func() (ProcState, bool) {
+		probes.Add(1)
+		return ProcState{Runnable: true}, true // never given up on
+	})
+	const total = 10 * size
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := size + 1; i < total; i++ {
+			r.Append(entry("w", fmt.Sprint(i)))
+		}
+	}()
+	// The writer waits for the late follower, as pacing's look at it
+	// shows, before it reads a thing.
+	deadline := time.Now().Add(60 * time.Second)
+	for probes.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never waited for the late follower")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for want := 1; want < total; {
+		if time.Now().After(deadline) {
+			t.Fatalf("read up to %d of %d in 60 s", want, total)
+		}
+		r.ReadFollower(late, &b, 50, 1<<16)
+		if b.Lost != 0 {
+			t.Fatalf("late follower lost %d entries before %d", b.Lost, want)
+		}
+		for _, e := range b.Entries {
+			if string(e.Msg) != fmt.Sprint(want) {
+				t.Fatalf("entry %q, want %d", e.Msg, want)
+			}
+			want++
+		}
+		if len(b.Entries) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitDone(t, done, "late follower")
 }

@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -84,22 +86,34 @@ var ErrClosed = errors.New("ring closed")
 
 // Ring is safe for concurrent use by any number of writers and readers.
 type Ring struct {
-	mu     sync.Mutex
-	arena  []byte
-	slots  []slot
-	first  uint64 // oldest sequence number held
-	next   uint64 // sequence number of the next entry appended
-	wpos   int    // arena write position
-	wake   chan struct{}
-	closed bool
+	mu    sync.Mutex
+	arena []byte
+	slots []slot
+	first uint64 // oldest sequence number held
+	next  uint64 // sequence number of the next entry appended
+	// first and next modulo len(slots): their slots, without a division
+	// per entry
+	firstSlot, nextSlot int
+	wpos                int // arena write position
+	wake                chan struct{}
+	closed              bool
 
 	// Pacing: writers wait for registered followers (see Config.PaceWait).
 	paceWait  time.Duration
 	paceMax   time.Duration
 	tick      time.Duration // how often a waiting writer looks at followers
 	clock     func() time.Duration
-	followers map[*Follower]struct{}
-	progress  chan struct{} // closed when a follower advances
+	followers []*Follower
+	// low is at most the position of every paced follower (MaxUint64
+	// when there is none), so that evicting an entry no paced follower
+	// still needs costs one comparison; blocked recomputes it when
+	// it does not settle the question.
+	low uint64
+	// progress is closed when a follower that writers wait for reaches
+	// wakeAt (or stops being waited for): waking them at every read of a
+	// fast follower would cost a wake-up per read for nothing.
+	progress chan struct{}
+	wakeAt   uint64
 }
 
 // Follower is a registered reader: writers about to evict an entry it has
@@ -187,7 +201,9 @@ func New(c Config) (*Ring, error) {
 		slots:     make([]slot, c.MaxEntries),
 		first:     1,
 		next:      1,
-		followers: make(map[*Follower]struct{}),
+		firstSlot: 1 % c.MaxEntries,
+		nextSlot:  1 % c.MaxEntries,
+		low:       math.MaxUint64,
 	}
 	r.initPacing(c)
 	return r, nil
@@ -264,12 +280,15 @@ func (r *Ring) appendLocked(e *Entry) {
 	p += copy(r.arena[p:], src)
 	p += copy(r.arena[p:], sd)
 	copy(r.arena[p:], msg)
-	r.slots[r.next%uint64(len(r.slots))] = slot{
+	r.slots[r.nextSlot] = slot{
 		time: e.Time, origTime: e.OrigTime, off: off,
 		msgLen: uint32(len(msg)), srcLen: uint16(len(src)), sdLen: uint16(len(sd)),
 		pid: e.PID, facility: e.Facility, severity: e.Severity, flags: flags,
 	}
 	r.next++
+	if r.nextSlot++; r.nextSlot == len(r.slots) {
+		r.nextSlot = 0
+	}
 	r.wpos = off + n
 }
 
@@ -286,7 +305,7 @@ func (r *Ring) alloc(n int) int {
 			r.evictOldest()
 			continue
 		}
-		tail := r.slots[r.first%uint64(len(r.slots))].off
+		tail := r.slots[r.firstSlot].off
 		if r.wpos > tail {
 			// live bytes are [tail, wpos): free at the end and before tail
 			if len(r.arena)-r.wpos >= n {
@@ -313,16 +332,25 @@ func (r *Ring) evictOldest() {
 		return
 	}
 	r.first++
+	if r.firstSlot++; r.firstSlot == len(r.slots) {
+		r.firstSlot = 0
+	}
 }
 
 // blocked reports whether a paced follower still needs the oldest entry.
+// It runs at every eviction: in the usual case, where every follower is
+// past the oldest entry, it costs one comparison.
 func (r *Ring) blocked() bool {
-	for f := range r.followers {
-		if f.paced && f.pos <= r.first {
-			return true
+	if r.first < r.low {
+		return false
+	}
+	r.low = math.MaxUint64
+	for _, f := range r.followers {
+		if f.paced {
+			r.low = min(r.low, f.pos)
 		}
 	}
-	return false
+	return r.first >= r.low
 }
 
 // pace waits while the paced followers that are behind keep reading,
@@ -335,7 +363,7 @@ func (r *Ring) pace() {
 		target := max(r.first+(r.next-r.first)/2, r.first+1)
 		now := r.clock()
 		waiting := false
-		for f := range r.followers {
+		for _, f := range r.followers {
 			if !f.paced || f.pos >= target {
 				continue
 			}
@@ -363,7 +391,9 @@ func (r *Ring) pace() {
 		}
 		if r.progress == nil {
 			r.progress = make(chan struct{})
+			r.wakeAt = target
 		}
+		r.wakeAt = min(r.wakeAt, target)
 		ch := r.progress
 		// Entries this Append already added must reach the followers we
 		// are waiting for.
@@ -503,7 +533,8 @@ func (r *Ring) FollowClient(cursor uint64, unread func() int) *Follower {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f := &Follower{pos: cursor, paced: true, unread: unread, lastUnread: -1}
-	r.followers[f] = struct{}{}
+	r.followers = append(r.followers, f)
+	r.low = min(r.low, f.pos)
 	return f
 }
 
@@ -511,7 +542,12 @@ func (r *Ring) FollowClient(cursor uint64, unread func() int) *Follower {
 func (r *Ring) Unfollow(f *Follower) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.followers, f)
+	if i := slices.Index(r.followers, f); i >= 0 {
+		last := len(r.followers) - 1
+		r.followers[i] = r.followers[last]
+		r.followers[last] = nil
+		r.followers = r.followers[:last]
+	}
 	r.signalProgress()
 }
 
@@ -525,13 +561,18 @@ func (r *Ring) ReadFollower(f *Follower, b *Batch, maxEntries, maxBytes int) {
 	if b.Next != f.pos {
 		f.pos = b.Next
 		f.progressed()
-		r.signalProgress()
+		// Writers waiting for it go on once it has caught up to where
+		// they wait for; until then they look at it every tick.
+		if f.pos >= r.wakeAt {
+			r.signalProgress()
+		}
 	}
 	// A follower that was given up on is waited for again as soon as it
 	// reads again: a pause costs it one gap, not every entry for as long
 	// as writers keep it behind.
 	if !f.paced && len(b.Entries) > 0 {
 		f.paced = true
+		r.low = min(r.low, f.pos)
 	}
 }
 
@@ -574,24 +615,28 @@ func (r *Ring) readLocked(cursor uint64, b *Batch, maxEntries, maxBytes int) {
 	if cap(b.buf) < maxBytes {
 		b.buf = make([]byte, 0, maxBytes)
 	}
+	// One division for the whole batch, not one per entry.
+	nslots := uint64(len(r.slots))
+	i := cursor % nslots
 	for ; cursor < r.next && len(b.Entries) < maxEntries; cursor++ {
-		s := &r.slots[cursor%uint64(len(r.slots))]
+		s := &r.slots[i]
+		if i++; i == nslots {
+			i = 0
+		}
 		n := int(s.srcLen) + int(s.sdLen) + int(s.msgLen)
 		if len(b.buf)+n > maxBytes && len(b.Entries) > 0 {
 			break
 		}
 		start := len(b.buf)
 		b.buf = append(b.buf, r.arena[s.off:s.off+n]...)
+		p1 := start + int(s.srcLen)
+		p2 := p1 + int(s.sdLen)
+		p3 := p2 + int(s.msgLen)
 		b.Entries = append(b.Entries, Entry{
 			Seq: cursor, Time: s.time, OrigTime: s.origTime,
+			Source: b.buf[start:p1:p1], SD: b.buf[p1:p2:p2], Msg: b.buf[p2:p3:p3],
 			PID: s.pid, Facility: s.facility, Severity: s.severity, Flags: s.flags,
 		})
-		e := &b.Entries[len(b.Entries)-1]
-		e.Source = b.buf[start : start+int(s.srcLen) : start+int(s.srcLen)]
-		p := start + int(s.srcLen)
-		e.SD = b.buf[p : p+int(s.sdLen) : p+int(s.sdLen)]
-		p += int(s.sdLen)
-		e.Msg = b.buf[p : p+int(s.msgLen) : p+int(s.msgLen)]
 	}
 	// b.buf may have been reallocated by a first oversized entry: the
 	// slices above were taken after each append, so they stay valid.

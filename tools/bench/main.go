@@ -2,7 +2,9 @@
 // ring, the encoders and the parsers, then end-to-end runs of the built
 // memlogd driven by the shared load generator (../shared/bench/loadgen),
 // next to the physical limit measured in the same run (physlimit). It
-// prints the figures the memlogd issue asks for.
+// prints the figures the memlogd issue asks for. With -base, every run
+// is followed by one of a baseline memlogd (A B A B ...), and each
+// scenario ends with the ratios of their medians.
 package main
 
 import (
@@ -39,6 +41,7 @@ type result struct {
 	WriteRate float64    `json:"write_lines_per_s"`
 	Followers []follower `json:"followers"`
 	CPUPerM   float64    `json:"daemon_cpu_s_per_Mline"`
+	LoadgenS  float64    `json:"loadgen_cpu_s"`
 	HWMKB     int64      `json:"daemon_vmhwm_kb"`
 	Dumps     []dump     `json:"dumps"`
 }
@@ -48,14 +51,16 @@ func main() {
 	bin := flag.String("bin", "bin", "folder with the built memlogd")
 	runs := flag.Int("runs", 3, "runs per end-to-end scenario (the median is reported)")
 	goBench := flag.Bool("go", true, "run the Go benchmarks too")
+	base := flag.String("base", "", "folder with a baseline memlogd to run after each run of -bin's, for ratios (e.g. /tmp/base/bin)")
+	only := flag.String("only", "", "run only the scenarios whose name contains this")
 	flag.Parse()
-	if err := run(*shared, *bin, *runs, *goBench); err != nil {
+	if err := run(*shared, *bin, *base, *only, *runs, *goBench); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(shared, bin string, runs int, goBench bool) error {
+func run(shared, bin, base, only string, runs int, goBench bool) error {
 	if goBench {
 		fmt.Println("== Go benchmarks: go test -run '^$' -bench . -benchtime 1s ./internal/ring ./internal/logproto ./internal/ingest ./internal/syslogd")
 		cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchtime", "1s",
@@ -86,27 +91,39 @@ func run(shared, bin string, runs int, goBench bool) error {
 	if err != nil {
 		return err
 	}
-
-	fmt.Println("\n== physical limit (physlimit -k 4 -l 80), the baseline of this run")
-	out, err := exec.Command(filepath.Join(tmp, "physlimit"), "-k", "4", "-l", "80").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("physlimit: %v\n%s", err, out)
+	baseMemlogd := ""
+	if base != "" {
+		if baseMemlogd, err = filepath.Abs(filepath.Join(base, "memlogd")); err != nil {
+			return err
+		}
 	}
-	fmt.Print(string(out))
-	phys := physRate(out)
+
+	fmt.Printf("\n== physical limit (physlimit -k 4 -l 80), the baseline of this run: median of %d\n", runs)
+	var physRates []float64
+	for i := 0; i < runs; i++ {
+		out, err := exec.Command(filepath.Join(tmp, "physlimit"), "-k", "4", "-l", "80").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("physlimit: %v\n%s", err, out)
+		}
+		fmt.Print(string(out))
+		physRates = append(physRates, physRate(out))
+	}
+	sort.Float64s(physRates)
+	phys := physRates[len(physRates)/2]
+	fmt.Printf("physlimit: %.0f lines/s\n", phys)
 
 	type scenario struct {
 		name    string
 		daemon  []string
 		loadgen []string
 	}
-	base := []string{"-n", "4", "-m", "250000", "-l", "80"}
+	common := []string{"-n", "4", "-m", "250000", "-l", "80"}
 	scenarios := []scenario{
-		{"fast follower, mode 1 (N=4 L=80 1e6 lines, -max-lines 5000)", []string{"-max-lines", "5000"}, append(base, "-followers", "fast", "-follow-mode", "1")},
-		{"fast follower, mode 2", []string{"-max-lines", "5000"}, append(base, "-followers", "fast", "-follow-mode", "2")},
-		{"fast follower, mode 1, -pace-wait 0 (pure ring)", []string{"-max-lines", "5000", "-pace-wait", "0"}, append(base, "-followers", "fast")},
-		{"slow follower (1 ms per 100 lines)", []string{"-max-lines", "5000"}, append(base, "-followers", "slow")},
-		{"no follower", []string{"-max-lines", "5000"}, append(base, "-followers", "")},
+		{"fast follower, mode 1 (N=4 L=80 1e6 lines, -max-lines 5000)", []string{"-max-lines", "5000"}, append(common, "-followers", "fast", "-follow-mode", "1")},
+		{"fast follower, mode 2", []string{"-max-lines", "5000"}, append(common, "-followers", "fast", "-follow-mode", "2")},
+		{"fast follower, mode 1, -pace-wait 0 (pure ring)", []string{"-max-lines", "5000", "-pace-wait", "0"}, append(common, "-followers", "fast")},
+		{"slow follower (1 ms per 100 lines)", []string{"-max-lines", "5000"}, append(common, "-followers", "slow")},
+		{"no follower", []string{"-max-lines", "5000"}, append(common, "-followers", "")},
 		{"memory: -max-lines 100000 L=512, 4 stalled followers", []string{"-max-lines", "100000", "-max-bytes", "56000000"},
 			[]string{"-n", "4", "-m", "25000", "-l", "512", "-followers", "stall,stall,stall,stall", "-drain-timeout", "1s"}},
 		{"dump of a full 100,000-line ring (L=80)", []string{"-max-lines", "100000", "-max-bytes", "16000000"},
@@ -114,19 +131,28 @@ func run(shared, bin string, runs int, goBench bool) error {
 	}
 	fmt.Printf("\n== end-to-end: %s/loadgen against %s (fresh daemon per run, console echo to /dev/null), median of %d\n", shared, memlogd, runs)
 	for _, s := range scenarios {
-		var rs []result
+		if !strings.Contains(s.name, only) {
+			continue
+		}
+		var rs, bs []result
 		for i := 0; i < runs; i++ {
 			r, err := once(tmp, memlogd, s.daemon, s.loadgen)
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			rs = append(rs, r)
+			if baseMemlogd != "" {
+				b, err := once(tmp, baseMemlogd, s.daemon, s.loadgen)
+				if err != nil {
+					return fmt.Errorf("%s, baseline: %w", s.name, err)
+				}
+				bs = append(bs, b)
+			}
 		}
-		sort.Slice(rs, func(i, j int) bool { return rs[i].WriteRate < rs[j].WriteRate })
-		r := rs[len(rs)/2]
 		fmt.Printf("\n-- %s\n", s.name)
-		fmt.Printf("   writers: %.0f lines/s (%.3f x physlimit), memlogd CPU %.2f s per million lines, peak RSS %.1f MiB\n",
-			r.WriteRate, r.WriteRate/phys, r.CPUPerM, float64(r.HWMKB)/1024)
+		m := summarize(rs)
+		fmt.Printf("   writers: %.0f lines/s (%.3f x physlimit), memlogd CPU %.2f s per million lines, peak RSS %.1f MiB; loadgen CPU %.2f s per million lines\n",
+			m.WriteRate, m.WriteRate/phys, m.CPUPerM, float64(m.HWMKB)/1024, m.LoadgenS)
 		var lost []string
 		for _, x := range rs {
 			for _, f := range x.Followers {
@@ -138,17 +164,51 @@ func run(shared, bin string, runs int, goBench bool) error {
 		if len(lost) > 0 {
 			fmt.Printf("   every run: %s\n", strings.Join(lost, "; "))
 		}
-		for _, d := range r.Dumps {
+		for _, d := range m.Dumps {
 			fmt.Printf("   dump of %d lines: %.1f ms\n", d.Lines, d.TotalMs)
+		}
+		if len(bs) > 0 {
+			b := summarize(bs)
+			fmt.Printf("   baseline %s: %.0f lines/s (%.3f x physlimit), memlogd CPU %.2f s per million lines, peak RSS %.1f MiB\n",
+				baseMemlogd, b.WriteRate, b.WriteRate/phys, b.CPUPerM, float64(b.HWMKB)/1024)
+			fmt.Printf("   against the baseline: %.2f x its lines/s, %.2f x its CPU per line\n",
+				m.WriteRate/b.WriteRate, m.CPUPerM/b.CPUPerM)
 		}
 		if strings.HasPrefix(s.name, "memory") {
 			payload := 100000.0 * 512 / (1 << 20)
 			limit := 1.3*payload + 16
 			fmt.Printf("   payload %.1f MiB; target peak RSS <= 1.3 x payload + 16 MiB = %.1f MiB: %v\n",
-				payload, limit, float64(r.HWMKB)/1024 <= limit)
+				payload, limit, float64(m.HWMKB)/1024 <= limit)
 		}
 	}
 	return nil
+}
+
+// summarize returns the median of each figure of rs (the dumps of the
+// run with the median write rate); the loadgen CPU per million lines.
+func summarize(rs []result) result {
+	med := func(f func(r result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	byRate := append([]result(nil), rs...)
+	sort.Slice(byRate, func(i, j int) bool { return byRate[i].WriteRate < byRate[j].WriteRate })
+	return result{
+		WriteRate: med(func(r result) float64 { return r.WriteRate }),
+		CPUPerM:   med(func(r result) float64 { return r.CPUPerM }),
+		HWMKB:     int64(med(func(r result) float64 { return float64(r.HWMKB) })),
+		LoadgenS: med(func(r result) float64 {
+			if r.Sent == 0 {
+				return 0
+			}
+			return r.LoadgenS / float64(r.Sent) * 1e6
+		}),
+		Dumps: byRate[len(byRate)/2].Dumps,
+	}
 }
 
 func physRate(out []byte) float64 {
