@@ -9,7 +9,7 @@ RSS_LIMIT_KB=32768
 logread -F >/tmp/follow 2>/tmp/follow.err &
 follower=$!
 # The follower is connected once it has printed the ring's first entry.
-wait_until 10 test -s /tmp/follow || fail "follower printed nothing"
+wait_until 60 test -s /tmp/follow || fail "follower printed nothing"
 rss_before=$(memlogd_rss_kb)
 
 touch /run/go

@@ -10,7 +10,7 @@ logger -t lktest -p user.debug "debug detail; with a semicolon"
 logger -t other -p auth.crit "critical from another tag"
 
 have_all() { [ "$(logread -json | grep -c '"source":"lktest"')" -ge 4 ] && logread -json | grep -q '"source":"other"'; }
-wait_until 20 have_all || { logread -json | tail -20; fail "syslog entries did not arrive"; }
+wait_until 60 have_all || { logread -json | tail -20; fail "syslog entries did not arrive"; }
 logread -json >/tmp/json
 logread >/tmp/text
 

@@ -2,7 +2,7 @@
 set -e
 
 svc_up() { logread | grep -q ';svc.out;service up$'; }
-wait_until 20 svc_up || true
+wait_until 60 svc_up || true
 logread >/tmp/all
 grep -q ';svc.out;service up$' /tmp/all || { cat /tmp/all; fail "service output missing"; }
 
