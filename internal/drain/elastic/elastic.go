@@ -39,7 +39,7 @@ type Bulk struct {
 func CheckIndex(index string) error {
 	if index == "" || index != strings.ToLower(index) || strings.ContainsAny(index, ` "*\<|,>/?#:`) || strings.IndexByte("_-+", index[0]) >= 0 ||
 		index == "." || index == ".." || len(index) > 255 || !utf8.ValidString(index) || strings.ContainsFunc(index, unicode.IsControl) {
-		return fmt.Errorf("index %q: want lower case, at most 255 bytes, no spaces, control bytes or \"*\\<|,>/?#:, not starting with _, - or +, not . or ..", index)
+		return fmt.Errorf("index %q: want lower case, at most 255 bytes, no spaces, control bytes or \"*\\<|,>/?#:, not starting with _, - or +, and not \".\" or \"..\" (Elasticsearch refuses it)", index)
 	}
 	return nil
 }
