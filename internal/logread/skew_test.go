@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lklog/lklog/internal/logproto"
 	tu "github.com/lklog/lklog/internal/testutil"
@@ -120,5 +121,54 @@ func TestNewerMemlogdRecords(t *testing.T) {
 	out, _, code = runLogread(t, "-socket", path, "-json")
 	if code != 0 || !strings.Contains(out, `{"type":"stats","held":2,"bytes":10}`) {
 		t.Errorf("-json: exit %d, %q", code, out)
+	}
+}
+
+// The requests the readers of commit f10a768 send (recorded byte for byte
+// from its logread, logwrite and kmsg) are served by this memlogd: a
+// hello and the entries they ask for, never an error record.
+func TestOldReadersRequests(t *testing.T) {
+	d := setup(t)
+	for _, c := range []struct {
+		who, req string
+		follow  bool
+		min     int // entries at least, of a dump
+	}{
+		{"logread", `{"mode":"dump"}` + "\n", false, 108},
+		{"logread -F", `{"mode":"dump+follow"}` + "\n", true, 0},
+		{"logread -n 5 -source 'a*' -severity warning", `{"mode":"dump","tail":5,"sources":["a*"],"severity":4}` + "\n", false, 0},
+		{"logread -after-cursor abc:5 -f", `{"mode":"dump+follow","after":{"instance":"abc","seq":5}}` + "\n", true, 0},
+		{"logwrite", `{"mode":"dump+follow","exclude":["logwrite*"]}` + "\n", true, 0},
+		{"kmsg", `{"mode":"dump","tail":16,"sources":["kmsg"]}` + "\n", false, 0},
+	} {
+		conn := tu.Dial(t, d.Query, []byte(c.req))
+		if c.follow {
+			if r := conn.Next(10 * time.Second); r.Type != "hello" {
+				t.Errorf("%s: first record %q", c.who, r.Line)
+			}
+			conn.Close()
+			continue
+		}
+		recs := conn.ReadAll(10 * time.Second)
+		conn.Close()
+		if len(recs) < 2 || recs[0].Type != "hello" || recs[len(recs)-1].Type != "end" || len(recs)-2 < c.min {
+			t.Errorf("%s: %d records, first %q, last %q", c.who, len(recs), recs[0].Line, recs[len(recs)-1].Line)
+		}
+	}
+	// Their legacy requests (the mode byte sent beside the extended one).
+	conn := tu.Dial(t, d.Query, []byte{0})
+	n := 0
+	for {
+		line, err := conn.Line(10 * time.Second)
+		if err != nil {
+			break
+		}
+		if !strings.HasPrefix(string(line), `{"time":"`) {
+			t.Fatalf("legacy dump line %q", line)
+		}
+		n++
+	}
+	if n < 108 {
+		t.Errorf("legacy dump: %d lines", n)
 	}
 }
