@@ -131,8 +131,8 @@ func TestOldReadersRequests(t *testing.T) {
 	d := setup(t)
 	for _, c := range []struct {
 		who, req string
-		follow  bool
-		min     int // entries at least, of a dump
+		follow   bool
+		min      int // entries at least, of a dump
 	}{
 		{"logread", `{"mode":"dump"}` + "\n", false, 108},
 		{"logread -F", `{"mode":"dump+follow"}` + "\n", true, 0},
