@@ -473,6 +473,8 @@ func (dr *Drain) readSession(ctx context.Context, syncTick <-chan time.Time) (bo
 					kind = kindGap
 				} else if !bytes.HasPrefix(line, []byte(`{"seq":`)) {
 					continue
+				} else {
+					line = fitEntry(line)
 				}
 				rb.add(kind, line)
 				if !s.Buffered() {

@@ -146,8 +146,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func Run(ctx context.Context, cfg Config, stderr io.Writer) error {
 	var outMu sync.Mutex
 	logf := func(format string, a ...any) {
+		line := oneLine(fmt.Sprintf("logforward: "+format, a...))
 		outMu.Lock()
-		fmt.Fprintf(stderr, "logforward: "+format+"\n", a...)
+		io.WriteString(stderr, line+"\n")
 		outMu.Unlock()
 	}
 	var file config.File
@@ -232,6 +233,30 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) error {
 		logf("stopping: %s", summary(st))
 	}
 	return nil
+}
+
+// oneLine writes the control bytes (C0 and DEL) of a log or status line
+// as \xHH: what receivers answer (error reasons, JetStream and OTLP
+// messages) is quoted in them, and a newline there would start a line
+// of its own in memlogd, passing for logforward's, or an escape sequence
+// would reach a terminal.
+func oneLine(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= ' ' && s[i] != 0x7f {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := []byte(s[:i])
+	for ; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c == 0x7f {
+			b = append(b, '\\', 'x', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 func summary(st forward.Status) string {
@@ -336,7 +361,7 @@ func runClient(control string, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "hostname %s, %d drains\n", st.Hostname, len(st.Drains))
 		for _, d := range st.Drains {
-			fmt.Fprintln(stdout, summary(d))
+			fmt.Fprintln(stdout, oneLine(summary(d)))
 		}
 		return nil
 	}

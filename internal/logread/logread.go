@@ -241,8 +241,12 @@ func copyRecords(s *logclient.Stream, out *output, raw bool) error {
 			if err := s.NextView(&rec); err != nil {
 				return err
 			}
-			out.buf = appendRecord(out.buf, &text, &rec)
-			out.mark(s.Cursor().Seq)
+			// A record type of a newer memlogd is not an entry: not
+			// printed (-json passes it on).
+			if rec.Type == "" || rec.Type == logproto.TypeGap {
+				out.buf = appendRecord(out.buf, &text, &rec)
+				out.mark(s.Cursor().Seq)
+			}
 		}
 		if !s.Buffered() || len(out.buf) >= outputFlushAt {
 			if err := out.flush(); err != nil {

@@ -45,6 +45,9 @@
 // sent. A datagram longer than MaxDatagram is cut by the kernel, one whose
 // message exceeds Config.MaxMsgLen is cut here; both are flagged
 // ring.FlagTruncated. File descriptors sent to the socket are closed.
+// The sources "kmsg" and "memlogd" (Reserved) are taken only from a
+// sender whose SCM_CREDENTIALS say uid 0; anyone else's datagram naming
+// them is kept whole as a raw entry (Unclaimed).
 //
 // # Reading
 //

@@ -85,6 +85,23 @@ func Parse(b []byte, now time.Time, loc *time.Location) (ring.Entry, Format) {
 	return e, Format3164
 }
 
+// Reserved reports whether source is a name only root may log under on
+// /dev/log: "kmsg" (the kernel's records: the kmsg service resumes after
+// the kernel sequence number the last of them carries, so a forged one
+// would make it skip records) and "memlogd" (memlogd's own notices, such
+// as how many entries were lost).
+func Reserved(source []byte) bool {
+	return string(source) == "kmsg" || string(source) == "memlogd"
+}
+
+// Unclaimed is the entry for datagram b whose parse gave e when the sender
+// may not use e's source: the whole datagram kept raw under the default
+// source, as Parse keeps what it cannot take, with e's facility and
+// severity.
+func Unclaimed(b []byte, e ring.Entry) ring.Entry {
+	return rawEntry(ring.Entry{Source: defaultSource, Facility: e.Facility, Severity: e.Severity}, trimTrailing(b))
+}
+
 func rawEntry(e ring.Entry, b []byte) ring.Entry {
 	e.Msg = b
 	e.Flags |= ring.FlagRaw

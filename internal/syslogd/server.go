@@ -101,6 +101,7 @@ type dgram struct {
 	off, n int
 	pid    int32 // sender's pid from SCM_CREDENTIALS, 0 if none
 	trunc  bool
+	root   bool // the sender's uid from SCM_CREDENTIALS is 0
 }
 
 // Listen binds an AF_UNIX SOCK_DGRAM socket at c.Path and sets its mode.
@@ -260,7 +261,7 @@ func (s *Server) Serve(ctx context.Context, sink Sink) error {
 // readability only if there was none.
 func (s *Server) recvBatch(fd uintptr) bool {
 	for len(s.dgrams) < maxBatch && len(s.buf)-s.used >= MaxDatagram {
-		n, flags, pid, errno := s.recvmsg(fd, s.buf[s.used:s.used+MaxDatagram])
+		n, flags, pid, root, errno := s.recvmsg(fd, s.buf[s.used:s.used+MaxDatagram])
 		switch errno {
 		case 0:
 		case unix.EINTR:
@@ -271,7 +272,7 @@ func (s *Server) recvBatch(fd uintptr) bool {
 			s.rerr = errno
 			return true
 		}
-		s.dgrams = append(s.dgrams, dgram{off: s.used, n: n, pid: pid, trunc: flags&unix.MSG_TRUNC != 0})
+		s.dgrams = append(s.dgrams, dgram{off: s.used, n: n, pid: pid, root: root, trunc: flags&unix.MSG_TRUNC != 0})
 		s.used += n
 	}
 	return true
@@ -279,9 +280,10 @@ func (s *Server) recvBatch(fd uintptr) bool {
 
 // recvmsg reads one datagram into p with a reused msghdr (x/sys/unix's
 // Recvmsg allocates the sender's address at every call), and returns its
-// length, the msg_flags, the sender's pid from SCM_CREDENTIALS, and the
-// errno. File descriptors passed with it are closed.
-func (s *Server) recvmsg(fd uintptr, p []byte) (n, flags int, pid int32, errno unix.Errno) {
+// length, the msg_flags, the sender's pid from SCM_CREDENTIALS, whether
+// its uid there is 0, and the errno. File descriptors passed with it are
+// closed.
+func (s *Server) recvmsg(fd uintptr, p []byte) (n, flags int, pid int32, root bool, errno unix.Errno) {
 	s.iov.Base = &p[0]
 	s.iov.SetLen(len(p))
 	s.msg = unix.Msghdr{Iov: &s.iov, Control: &s.oob[0]}
@@ -290,20 +292,20 @@ func (s *Server) recvmsg(fd uintptr, p []byte) (n, flags int, pid int32, errno u
 	r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&s.msg)),
 		unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
 	if e != 0 {
-		return 0, 0, 0, e
+		return 0, 0, 0, false, e
 	}
 	n = int(r)
 	if n > len(p) {
 		n = len(p)
 	}
-	pid = s.controlMessages(s.oob[:s.msg.Controllen])
-	return n, int(s.msg.Flags), pid, 0
+	pid, root = s.controlMessages(s.oob[:s.msg.Controllen])
+	return n, int(s.msg.Flags), pid, root, 0
 }
 
-// controlMessages returns the pid in an SCM_CREDENTIALS message and closes
-// every file descriptor of SCM_RIGHTS messages: /dev/log takes no fds, and
-// one left open would leak.
-func (s *Server) controlMessages(oob []byte) (pid int32) {
+// controlMessages returns the pid in an SCM_CREDENTIALS message and
+// whether its uid is 0, and closes every file descriptor of SCM_RIGHTS
+// messages: /dev/log takes no fds, and one left open would leak.
+func (s *Server) controlMessages(oob []byte) (pid int32, root bool) {
 	hdr := unix.CmsgLen(0)
 	for len(oob) >= hdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
@@ -314,7 +316,8 @@ func (s *Server) controlMessages(oob []byte) (pid int32) {
 		data := oob[hdr:l]
 		switch {
 		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_CREDENTIALS && len(data) >= unix.SizeofUcred:
-			pid = (*unix.Ucred)(unsafe.Pointer(&data[0])).Pid
+			cred := (*unix.Ucred)(unsafe.Pointer(&data[0]))
+			pid, root = cred.Pid, cred.Uid == 0
 		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_RIGHTS:
 			for i := 0; i+4 <= len(data); i += 4 {
 				fd := *(*int32)(unsafe.Pointer(&data[i]))
@@ -328,7 +331,7 @@ func (s *Server) controlMessages(oob []byte) (pid int32) {
 		}
 		oob = oob[sp:]
 	}
-	return pid
+	return pid, root
 }
 
 // deliver parses the batch read into s.buf and appends it to sink.
@@ -339,6 +342,9 @@ func (s *Server) deliver(sink Sink) {
 	s.entries = s.entries[:0]
 	for _, d := range s.dgrams {
 		e, f := Parse(s.buf[d.off:d.off+d.n], now, s.cfg.Location)
+		if !d.root && f != FormatRaw && Reserved(e.Source) {
+			e, f = Unclaimed(s.buf[d.off:d.off+d.n], e), FormatRaw
+		}
 		e.Time = nowNS
 		switch f {
 		case Format3164:

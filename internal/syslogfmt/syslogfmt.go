@@ -4,6 +4,7 @@
 package syslogfmt
 
 import (
+	"encoding/base64"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -119,7 +120,8 @@ func (f *Formatter) Append(dst []byte, m *Message) []byte {
 		dst = append(dst, '-')
 	}
 	dst = append(dst, " - "...)
-	ownSD := ValidSD(m.SD)
+	ownSD, forged := checkSD(m.SD)
+	ownSD = ownSD && !forged
 	if ownSD {
 		dst = append(dst, m.SD...)
 	}
@@ -135,11 +137,14 @@ func (f *Formatter) Append(dst []byte, m *Message) []byte {
 	}
 	if !exact {
 		dst = appendParam(dst, "source", m.Source)
+		dst = appendB64Param(dst, "source_b64", m.Source)
 	}
 	if !ownSD && m.SD != "" {
-		// Not valid structured data: kept as a value rather than lost
-		// or passed on to break the receiver's parser.
+		// Not valid structured data (or a copy of our own element):
+		// kept as a value rather than lost or passed on to break the
+		// receiver's parser.
 		dst = appendParam(dst, "sd", m.SD)
+		dst = appendB64Param(dst, "sd_b64", m.SD)
 	}
 	if m.Cut > 0 {
 		dst = append(dst, ` cut="`...)
@@ -272,39 +277,82 @@ func appendParam(dst []byte, name, value string) []byte {
 	return append(dst, '"')
 }
 
+// appendB64Param appends ` name="<value in base64>"` when value is not
+// valid UTF-8 (a PARAM-VALUE must be: appendParam writes U+FFFD for its
+// invalid bytes), so the exact bytes reach the receiver.
+func appendB64Param(dst []byte, name, value string) []byte {
+	if utf8.ValidString(value) {
+		return dst
+	}
+	dst = append(dst, ' ')
+	dst = append(dst, name...)
+	dst = append(dst, '=', '"')
+	dst = base64.StdEncoding.AppendEncode(dst, []byte(value))
+	return append(dst, '"')
+}
+
 // ValidSD reports whether sd is one or more well-formed RFC 5424
 // structured-data elements (names of 1..32 printable ASCII bytes other
-// than = space ] ", values UTF-8 with \ " ] escaped).
+// than = space ] ", values UTF-8 with \ " ] escaped, no SD-ID twice).
 func ValidSD(sd string) bool {
+	ok, _ := checkSD(sd)
+	return ok
+}
+
+// checkSD is ValidSD, and reports whether sd has an element SDID (which
+// only logforward may write: a sender's copy would forge the instance
+// and sequence number receivers find duplicates by).
+func checkSD(sd string) (valid, hasOurs bool) {
 	if sd == "" {
-		return false
+		return false, false
 	}
+	var ids [8]string
+	nids := 0
+	var more []string
 	i := 0
 	for i < len(sd) {
 		if sd[i] != '[' {
-			return false
+			return false, false
 		}
 		i++
 		n := sdName(sd[i:])
 		if n == 0 {
-			return false
+			return false, false
 		}
+		id := sd[i : i+n]
+		for _, seen := range ids[:nids] {
+			if seen == id {
+				return false, false
+			}
+		}
+		for _, seen := range more {
+			if seen == id {
+				return false, false
+			}
+		}
+		if nids < len(ids) {
+			ids[nids] = id
+			nids++
+		} else {
+			more = append(more, id)
+		}
+		hasOurs = hasOurs || id == SDID
 		i += n
 		for i < len(sd) && sd[i] == ' ' {
 			i++
 			n := sdName(sd[i:])
 			if n == 0 || i+n >= len(sd) || sd[i+n] != '=' {
-				return false
+				return false, false
 			}
 			i += n + 1
 			if i >= len(sd) || sd[i] != '"' {
-				return false
+				return false, false
 			}
 			i++
 			start := i
 			for {
 				if i >= len(sd) {
-					return false
+					return false, false
 				}
 				c := sd[i]
 				if c == '\\' && i+1 < len(sd) {
@@ -315,21 +363,21 @@ func ValidSD(sd string) bool {
 					break
 				}
 				if c == ']' {
-					return false
+					return false, false
 				}
 				i++
 			}
 			if !utf8.ValidString(sd[start:i]) {
-				return false
+				return false, false
 			}
 			i++
 		}
 		if i >= len(sd) || sd[i] != ']' {
-			return false
+			return false, false
 		}
 		i++
 	}
-	return true
+	return true, hasOurs
 }
 
 func sdName(s string) int {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/lklog/lklog/internal/drain"
 	"github.com/lklog/lklog/internal/drain/batch"
@@ -31,10 +33,13 @@ type Bulk struct {
 	Meta  httpdrain.Meta
 }
 
-// CheckIndex reports an index name Elasticsearch would refuse.
+// CheckIndex reports an index name Elasticsearch would refuse: empty,
+// upper case, a space, control byte or one of \"*<|,>/?#:, a leading
+// _, - or +, "." or "..", over 255 bytes, or not valid UTF-8.
 func CheckIndex(index string) error {
-	if index == "" || index != strings.ToLower(index) || strings.ContainsAny(index, ` "*\<|,>/?#:`) || strings.HasPrefix(index, "_") || strings.HasPrefix(index, "-") {
-		return fmt.Errorf("index %q: want lower case, no spaces or \"*\\<|,>/?#:, not starting with _ or -", index)
+	if index == "" || index != strings.ToLower(index) || strings.ContainsAny(index, ` "*\<|,>/?#:`) || strings.IndexByte("_-+", index[0]) >= 0 ||
+		index == "." || index == ".." || len(index) > 255 || !utf8.ValidString(index) || strings.ContainsFunc(index, unicode.IsControl) {
+		return fmt.Errorf("index %q: want lower case, at most 255 bytes, no spaces, control bytes or \"*\\<|,>/?#:, not starting with _, - or +, and not \".\" or \"..\" (Elasticsearch refuses it)", index)
 	}
 	return nil
 }

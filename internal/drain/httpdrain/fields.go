@@ -1,6 +1,9 @@
 package httpdrain
 
 import (
+	"encoding/base64"
+	"unicode/utf8"
+
 	"github.com/lklog/lklog/internal/drain"
 	"github.com/lklog/lklog/internal/drain/jsonw"
 )
@@ -15,7 +18,11 @@ type Meta struct {
 // (memlogd's receive time), msgKey, then source, severity, facility, pid,
 // ts (the sender's timestamp), sd, truncated, partial, raw, seq, instance,
 // boot and host, each only when it has a value. The keys after the
-// first two are written as constants.
+// first two are written as constants. JSON strings cannot carry bytes
+// that are not valid UTF-8 (they become U+FFFD): a message, source, sd or
+// host holding some is followed at the end by msgKey+"_b64",
+// "source_b64", "sd_b64" or "host_b64", its exact bytes in standard
+// base64, as memlogd's extended records do.
 func AppendFields(b []byte, m *drain.Message, meta *Meta, timeKey, msgKey string) []byte {
 	r := &m.Rec
 	b = jsonw.Key(b, timeKey)
@@ -65,7 +72,22 @@ func AppendFields(b []byte, m *drain.Message, meta *Meta, timeKey, msgKey string
 		b = append(b, `,"host":`...)
 		b = jsonw.String(b, meta.Host)
 	}
-	return b
+	b = appendB64(b, msgKey+"_b64", r.Msg)
+	b = appendB64(b, "source_b64", r.Source)
+	b = appendB64(b, "sd_b64", r.SD)
+	return appendB64(b, "host_b64", meta.Host)
+}
+
+// appendB64 appends the key k with s's bytes in base64 when s is not
+// valid UTF-8.
+func appendB64(b []byte, k, s string) []byte {
+	if utf8.ValidString(s) {
+		return b
+	}
+	b = jsonw.Key(b, k)
+	b = append(b, '"')
+	b = base64.StdEncoding.AppendEncode(b, []byte(s))
+	return append(b, '"')
 }
 
 // Fields appends entries' fields exactly as AppendFields does, for the
@@ -78,6 +100,8 @@ type Fields struct {
 	inst            string // the instance quoted in instQ
 	instQ           []byte // inst as a JSON string
 	haveInst        bool
+	msgB64Key       string // msgKey+"_b64"
+	hostB64         []byte // the host's exact bytes, when it needs them
 }
 
 // NewFields returns a Fields for meta and the two first keys (in one
@@ -99,7 +123,12 @@ func NewFields(meta *Meta, timeKey, msgKey string) Fields {
 		b = append(b, `,"host":`...)
 		b = jsonw.String(b, meta.Host)
 	}
-	return Fields{timeKey: b[:k:k], msgKey: b[k:m:m], meta: b[m:], instQ: make([]byte, 0, 64)}
+	var hostB64 []byte
+	if h := appendB64(nil, "host_b64", meta.Host); len(h) > 0 {
+		hostB64 = append([]byte{','}, h...)
+	}
+	return Fields{timeKey: b[:k:k], msgKey: b[k:m:m], meta: b[m:], instQ: make([]byte, 0, 64),
+		msgB64Key: msgKey + "_b64", hostB64: hostB64}
 }
 
 // Instance returns m's instance as a JSON string (kept until an entry
@@ -156,5 +185,9 @@ func (f *Fields) Append(b []byte, m *drain.Message) []byte {
 		b = append(b, `,"instance":`...)
 		b = append(b, f.Instance(m.Instance)...)
 	}
-	return append(b, f.meta...)
+	b = append(b, f.meta...)
+	b = appendB64(b, f.msgB64Key, r.Msg)
+	b = appendB64(b, "source_b64", r.Source)
+	b = appendB64(b, "sd_b64", r.SD)
+	return append(b, f.hostB64...)
 }

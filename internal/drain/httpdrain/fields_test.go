@@ -1,6 +1,8 @@
 package httpdrain
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -38,6 +40,61 @@ func FuzzFields(f *testing.F) {
 		}
 		if string(got) != string(want) {
 			t.Fatalf("got\n%s\nwant\n%s", got, want)
+		}
+	})
+}
+
+// roundTrip encodes one entry as a JSON lines object and decodes it with
+// logproto's strict decoder (encoding/json and the _b64 keys), as a
+// reader of memlogd's own records would.
+func roundTrip(t *testing.T, r logproto.Record, host string) (logproto.Record, map[string]any) {
+	t.Helper()
+	m := drain.Message{Instance: "i1", Rec: r}
+	b := append(AppendFields([]byte{'{'}, &m, &Meta{Host: host}, "time", "msg"), '}')
+	var obj map[string]any
+	if err := json.Unmarshal(b, &obj); err != nil {
+		t.Fatalf("%q: not JSON: %v", b, err)
+	}
+	got, err := logproto.DecodeRecord(b)
+	if err != nil {
+		t.Fatalf("%q: %v", b, err)
+	}
+	return got, obj
+}
+
+// Bytes that are not valid UTF-8 in a source, message, structured data or
+// host come back exactly: sources c\xff, c\xfe and c\uFFFD stay apart.
+func TestFieldsExactBytes(t *testing.T) {
+	sources := map[string]bool{}
+	for _, src := range []string{"c\xff", "c\xfe", "c\uFFFD"} {
+		in := logproto.Record{Seq: 1, Time: time.Unix(1, 0), Source: src, Msg: "m \xe2\x82 cut", SD: "[a@1 b=\"\xc0\"]"}
+		got, obj := roundTrip(t, in, "vm\xff")
+		if got.Source != in.Source || got.Msg != in.Msg || got.SD != in.SD {
+			t.Errorf("%q %q %q came back as %q %q %q", in.Source, in.Msg, in.SD, got.Source, got.Msg, got.SD)
+		}
+		sources[got.Source] = true
+		if h, _ := base64.StdEncoding.DecodeString(obj["host_b64"].(string)); string(h) != "vm\xff" {
+			t.Errorf("host_b64 %q", obj["host_b64"])
+		}
+	}
+	if len(sources) != 3 {
+		t.Fatalf("sources %v", sources)
+	}
+	// Valid text has no _b64 keys.
+	if _, obj := roundTrip(t, logproto.Record{Seq: 2, Source: "ok", Msg: "é€😀"}, "vm1"); len(obj) != 8 {
+		t.Fatalf("%v", obj)
+	}
+}
+
+func FuzzFieldsExactBytes(f *testing.F) {
+	f.Add("c\xff", "m\xfe", "[a@1 b=\"\xc3\"]")
+	f.Add("", "", "")
+	f.Add("ok", "é€😀\u2028", "\x00")
+	f.Fuzz(func(t *testing.T, src, msg, sd string) {
+		in := logproto.Record{Seq: 1, Time: time.Unix(1, 0), Source: src, Msg: msg, SD: sd}
+		got, _ := roundTrip(t, in, "h")
+		if got.Source != src || got.Msg != msg || got.SD != sd {
+			t.Fatalf("%q %q %q came back as %q %q %q", src, msg, sd, got.Source, got.Msg, got.SD)
 		}
 	})
 }

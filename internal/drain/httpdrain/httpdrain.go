@@ -72,6 +72,12 @@ func New(o Options, bo batch.Options) (*Dest, error) {
 	if o.Protocol == nil {
 		return nil, errors.New("http: no protocol")
 	}
+	if err := CheckHeaders(o.Headers); err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	if err := checkTokenFile(o.TokenFile); err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
@@ -157,6 +163,9 @@ func (s *sender) Deliver(ctx context.Context, msgs []drain.Message) batch.Result
 		tok, err := os.ReadFile(s.o.TokenFile)
 		if err != nil {
 			return batch.Result{Err: fmt.Errorf("reading the token file: %w", err), Refused: true}
+		}
+		if err := CheckToken(s.o.TokenFile, tok); err != nil {
+			return batch.Result{Err: err, Refused: true}
 		}
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	}

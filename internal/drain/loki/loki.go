@@ -4,9 +4,11 @@
 package loki
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/lklog/lklog/internal/drain"
 	"github.com/lklog/lklog/internal/drain/batch"
@@ -114,7 +116,16 @@ func (p *Push) Encode(dst []byte, msgs []drain.Message, _ http.Header) []byte {
 		key = append(key, '{')
 		for _, l := range p.Labels {
 			key = jsonw.Key(key, l)
-			key = jsonw.String(key, p.label(&msgs[i], l))
+			v := p.label(&msgs[i], l)
+			key = jsonw.String(key, v)
+			if !utf8.ValidString(v) {
+				// Label values are UTF-8: the exact bytes in a
+				// label of their own keep such sources apart.
+				key = jsonw.Key(key, l+"_b64")
+				key = append(key, '"')
+				key = base64.StdEncoding.AppendEncode(key, []byte(v))
+				key = append(key, '"')
+			}
 		}
 		key = append(key, '}')
 		s := byKey[string(key)]

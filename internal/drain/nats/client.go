@@ -154,6 +154,43 @@ func (cl *Client) Request(subject string, data []byte, timeout time.Duration) (M
 	return cl.Next(deadline)
 }
 
+// streamNames asks JetStream for the streams whose subjects overlap
+// filter ($JS.API.STREAM.NAMES), skipping late replies to earlier
+// publishes.
+func (cl *Client) streamNames(filter string, deadline time.Time) ([]string, error) {
+	req, _ := json.Marshal(map[string]string{"subject": filter})
+	reply := cl.inbox + ".names"
+	cl.buf = AppendHPUB(cl.buf[:0], "$JS.API.STREAM.NAMES", reply, nil, req)
+	if err := cl.Write(cl.buf, deadline); err != nil {
+		return nil, err
+	}
+	for {
+		m, err := cl.Next(deadline)
+		if err != nil {
+			return nil, err
+		}
+		if m.Subject != reply {
+			continue
+		}
+		if m.Status == "503" {
+			return nil, errors.New("the JetStream API has no responders: is JetStream enabled on the server?")
+		}
+		var r struct {
+			Streams []string `json:"streams"`
+			Error   *struct {
+				Description string `json:"description"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			return nil, fmt.Errorf("stream names reply %q: %w", trim(string(m.Data)), err)
+		}
+		if r.Error != nil {
+			return nil, fmt.Errorf("stream names: %s", r.Error.Description)
+		}
+		return r.Streams, nil
+	}
+}
+
 func (cl *Client) line() (string, error) {
 	var line []byte
 	for {

@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lklog/lklog/internal/drain"
 	"github.com/lklog/lklog/internal/drain/batch"
@@ -58,20 +60,44 @@ func CheckSubject(s string) error {
 		if tok == "" || strings.ContainsAny(tok, " \t\r\n*>") {
 			return fmt.Errorf("nats: subject %q: tokens must be non-empty, without spaces, * or >", s)
 		}
+		for i := 0; i < len(tok); i++ {
+			if tok[i] < ' ' || tok[i] == 0x7f {
+				return fmt.Errorf("nats: subject %q: control byte %#x", s, tok[i])
+			}
+		}
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("nats: subject %q is not valid UTF-8", s)
 	}
 	return nil
 }
 
-// Token makes s usable as one subject token.
+// Token makes s usable as one subject token: '.', '*', '>', space,
+// control bytes, DEL and bytes that are not valid UTF-8 become '_' (valid
+// UTF-8 letters stay), and the empty source is "_". Different sources may
+// meet in one token (a.b and a_b); the message body has the exact source.
 func Token(s string) string {
 	if s == "" {
 		return "_"
 	}
-	b := []byte(s)
-	for i, c := range b {
-		if c <= ' ' || c == '.' || c == '*' || c == '>' || c == 0x7f {
-			b[i] = '_'
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				b = append(b, '_')
+			} else {
+				b = append(b, s[i:i+n]...)
+			}
+			i += n
+			continue
 		}
+		if c <= ' ' || c == '.' || c == '*' || c == '>' || c == 0x7f {
+			c = '_'
+		}
+		b = append(b, c)
+		i++
 	}
 	return string(b)
 }
@@ -141,7 +167,8 @@ func (s *sender) Deliver(ctx context.Context, msgs []drain.Message) batch.Result
 	}
 	got := make([]bool, len(msgs))
 	var res batch.Result
-	var failed []int
+	var failed, noStream []int
+	var noStreamSubject string
 	for left := len(msgs); left > 0; {
 		m, err := s.cl.Next(deadline)
 		if err != nil {
@@ -157,8 +184,8 @@ func (s *sender) Deliver(ctx context.Context, msgs []drain.Message) batch.Result
 		got[i] = true
 		left--
 		if m.Status == "503" {
-			failed = append(failed, i)
-			res.Reason = "no JetStream stream takes subject " + strings.ReplaceAll(s.o.Subject, "{source}", Token(msgs[i].Rec.Source)) + " (503 no responders)"
+			noStream = append(noStream, i)
+			noStreamSubject = strings.ReplaceAll(s.o.Subject, "{source}", Token(msgs[i].Rec.Source))
 			continue
 		}
 		var a pubAck
@@ -170,6 +197,26 @@ func (s *sender) Deliver(ctx context.Context, msgs []drain.Message) batch.Result
 		if a.Error != nil {
 			failed = append(failed, i)
 			res.Reason = fmt.Sprintf("JetStream: %d %s", a.Error.Code, a.Error.Description)
+		}
+	}
+	if len(noStream) > 0 {
+		// No responders: either no stream exists for this drain's
+		// subjects yet (retried until an operator creates it) or one
+		// does and does not capture these sources' subjects, which no
+		// retry can change: those entries are rejected, counted and
+		// logged, rather than holding the drain back for ever.
+		names, err := s.cl.streamNames(strings.ReplaceAll(s.o.Subject, "{source}", "*"), deadline)
+		switch {
+		case err != nil:
+			s.Close()
+			return batch.Result{Err: fmt.Errorf("nats %s: asking JetStream which streams capture %s: %w", s.o.Addr, s.o.Subject, err)}
+		case len(names) > 0 && strings.Contains(s.o.Subject, "{source}"):
+			res.Rejected += len(noStream)
+			res.Reason = fmt.Sprintf("JetStream stream(s) %s capture subjects of %s but not %s: %d entries rejected", strings.Join(names, ", "), s.o.Subject, noStreamSubject, len(noStream))
+		default:
+			failed = append(failed, noStream...)
+			sort.Ints(failed)
+			res.Reason = "no JetStream stream takes subject " + noStreamSubject + " (503 no responders)"
 		}
 	}
 	if len(failed) > 0 {

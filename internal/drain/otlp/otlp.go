@@ -6,13 +6,23 @@
 // receive time as the observed time, the severity as number and text,
 // the message as body, and pid, structured data, facility, memlogd's
 // sequence number and instance as attributes.
+//
+// Protobuf string fields must be valid UTF-8 (receivers built on the
+// official protobuf libraries refuse the whole request otherwise), so a
+// source, host, message or structured data that is not is sent with each
+// invalid byte as U+FFFD (as memlogd's JSON has it), and its exact bytes
+// follow in base64 in an attribute beside it: lklog.source_b64 and
+// lklog.host_b64 on the resource, lklog.msg_b64 and lklog.sd_b64 on the
+// log record.
 package otlp
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/lklog/lklog/internal/drain"
 	"github.com/lklog/lklog/internal/drain/batch"
@@ -65,9 +75,44 @@ const (
 func tag(b []byte, field, wire int) []byte { return binary.AppendUvarint(b, uint64(field<<3|wire)) }
 
 func str(b []byte, field int, s string) []byte {
+	if !utf8.ValidString(s) {
+		return validStr(b, field, s)
+	}
 	b = tag(b, field, lenDel)
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
+}
+
+// validStr appends s as a string field with every byte that is not
+// valid UTF-8 made U+FFFD.
+func validStr(b []byte, field int, s string) []byte {
+	b, at := open(b, field)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b = append(b, "\uFFFD"...)
+		} else {
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return closeMsg(b, at)
+}
+
+// kvExact appends the attribute k = v and, when v is not valid UTF-8,
+// the attribute b64Key with v's exact bytes in base64.
+func kvExact(b []byte, field int, k, b64Key, v string) []byte {
+	b = kvString(b, field, k, v)
+	return kvB64(b, field, b64Key, v)
+}
+
+// kvB64 appends the attribute k with v's bytes in standard base64 when v
+// is not valid UTF-8.
+func kvB64(b []byte, field int, k, v string) []byte {
+	if utf8.ValidString(v) {
+		return b
+	}
+	return kvString(b, field, k, base64.StdEncoding.EncodeToString([]byte(v)))
 }
 
 // open starts a length-delimited field whose length is filled in by
@@ -121,8 +166,8 @@ func (p *Logs) Encode(dst []byte, msgs []drain.Message, _ http.Header) []byte {
 		var rlAt, resAt, slAt int
 		dst, rlAt = open(dst, 1) // ExportLogsServiceRequest.resource_logs
 		dst, resAt = open(dst, 1)
-		dst = kvString(dst, 1, "host.name", p.Meta.Host)
-		dst = kvString(dst, 1, "service.name", src)
+		dst = kvExact(dst, 1, "host.name", "lklog.host_b64", p.Meta.Host)
+		dst = kvExact(dst, 1, "service.name", "lklog.source_b64", src)
 		if p.Meta.Boot != "" {
 			dst = kvString(dst, 1, "host.boot_id", p.Meta.Boot)
 		}
@@ -154,11 +199,12 @@ func (p *Logs) Encode(dst []byte, msgs []drain.Message, _ http.Header) []byte {
 			dst, bodyAt = open(dst, 5)
 			dst = str(dst, 1, r.Msg)
 			dst = closeMsg(dst, bodyAt)
+			dst = kvB64(dst, 6, "lklog.msg_b64", r.Msg)
 			if r.PID > 0 {
 				dst = kvInt(dst, 6, "process.pid", int64(r.PID))
 			}
 			if r.SD != "" {
-				dst = kvString(dst, 6, "syslog.structured_data", r.SD)
+				dst = kvExact(dst, 6, "syslog.structured_data", "lklog.sd_b64", r.SD)
 			}
 			dst = kvInt(dst, 6, "syslog.facility", int64(r.Facility))
 			if r.Seq > 0 {

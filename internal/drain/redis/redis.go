@@ -10,12 +10,14 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lklog/lklog/internal/drain"
 	"github.com/lklog/lklog/internal/drain/batch"
@@ -63,6 +65,9 @@ func Clean(s string) string {
 
 func (e *Event) topic(m *drain.Message) string {
 	if e.Topic == "source" {
+		if m.Rec.Source == "" {
+			return "_"
+		}
 		return Clean(m.Rec.Source)
 	}
 	if s := m.Rec.Severity; s >= 0 && s < len(severityNames) {
@@ -139,10 +144,27 @@ func (e *Event) Append(b []byte, m *drain.Message) []byte {
 		b = jsonw.Key(b, x+"instance")
 		b = jsonw.String(b, m.Instance)
 	}
+	// JSON strings cannot carry bytes that are not valid UTF-8 (they
+	// become U+FFFD): the exact bytes follow in base64.
+	b = appendB64(b, x+"message_b64", r.Msg)
+	b = appendB64(b, x+"source_b64", r.Source)
+	b = appendB64(b, x+"sd_b64", r.SD)
 	if !e.Standard {
 		b = append(b, '}')
 	}
 	return append(b, '}')
+}
+
+// appendB64 appends the key k with s's bytes in standard base64 when s
+// is not valid UTF-8.
+func appendB64(b []byte, k, s string) []byte {
+	if utf8.ValidString(s) {
+		return b
+	}
+	b = jsonw.Key(b, k)
+	b = append(b, '"')
+	b = base64.StdEncoding.AppendEncode(b, []byte(s))
+	return append(b, '"')
 }
 
 // New returns a Redis destination.

@@ -319,6 +319,33 @@ func Cut(b []byte, limit int) []byte {
 	return b[:n]
 }
 
+// Fit formats m (its Cut set) into at most limit bytes with the header
+// and structured data whole, so that the receiver can still parse them
+// and sees the lklog@32473 element (instance, seq, cut): only MSG is cut.
+// When the header and structured data alone pass limit, the entry's own
+// structured data is left out, then the exact source (source="...",
+// source_b64) is, keeping the APP-NAME made of it; the cut="N" element
+// says the datagram lost bytes. Only a header that still does not fit (a
+// hostname near 255 bytes with a small limit) is cut through.
+func Fit(dst []byte, f *syslogfmt.Formatter, m *syslogfmt.Message, limit int) []byte {
+	mm := *m
+	mm.Msg = ""
+	head := f.Append(dst[:0], &mm)
+	if len(head) > limit && mm.SD != "" {
+		mm.SD = ""
+		head = f.Append(dst[:0], &mm)
+	}
+	if len(head) > limit {
+		mm.Source, _ = syslogfmt.AppName(mm.Source)
+		head = f.Append(dst[:0], &mm)
+	}
+	if len(head) >= limit {
+		return Cut(head, limit)
+	}
+	mm.Msg = m.Msg
+	return Cut(f.Append(head[:0], &mm), limit)
+}
+
 func (c *udpConn) Send(msgs []drain.Message) error {
 	for i := range msgs {
 		m := syslogfmt.FromRecord(&msgs[i].Rec)
@@ -328,7 +355,7 @@ func (c *udpConn) Send(msgs []drain.Message) error {
 		c.msg = f.Append(c.msg[:0], &m)
 		if len(c.msg) > c.max {
 			m.Cut = len(c.msg)
-			c.msg = Cut(f.Append(c.msg[:0], &m), c.max)
+			c.msg = Fit(c.msg[:0], &f, &m, c.max)
 		}
 		if _, err := c.c.Write(c.msg); err != nil {
 			c.sent += uint64(i)
