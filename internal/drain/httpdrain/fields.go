@@ -28,9 +28,9 @@ func AppendFields(b []byte, m *drain.Message, meta *Meta, timeKey, msgKey string
 	b = jsonw.Key(b, timeKey)
 	b = jsonw.Time(b, r.Time)
 	b = jsonw.Key(b, msgKey)
-	b = jsonw.String(b, r.Msg)
+	b, msgLossy := jsonw.StringLossy(b, r.Msg)
 	b = append(b, `,"source":`...)
-	b = jsonw.String(b, r.Source)
+	b, srcLossy := jsonw.StringLossy(b, r.Source)
 	b = append(b, `,"severity":`...)
 	b = jsonw.Int(b, int64(r.Severity))
 	b = append(b, `,"facility":`...)
@@ -43,9 +43,10 @@ func AppendFields(b []byte, m *drain.Message, meta *Meta, timeKey, msgKey string
 		b = append(b, `,"ts":`...)
 		b = jsonw.Time(b, r.TS)
 	}
+	sdLossy := false
 	if r.SD != "" {
 		b = append(b, `,"sd":`...)
-		b = jsonw.String(b, r.SD)
+		b, sdLossy = jsonw.StringLossy(b, r.SD)
 	}
 	if r.Truncated {
 		b = append(b, `,"truncated":true`...)
@@ -72,16 +73,16 @@ func AppendFields(b []byte, m *drain.Message, meta *Meta, timeKey, msgKey string
 		b = append(b, `,"host":`...)
 		b = jsonw.String(b, meta.Host)
 	}
-	b = appendB64(b, msgKey+"_b64", r.Msg)
-	b = appendB64(b, "source_b64", r.Source)
-	b = appendB64(b, "sd_b64", r.SD)
-	return appendB64(b, "host_b64", meta.Host)
+	b = appendB64(b, msgKey+"_b64", r.Msg, msgLossy)
+	b = appendB64(b, "source_b64", r.Source, srcLossy)
+	b = appendB64(b, "sd_b64", r.SD, sdLossy)
+	return appendB64(b, "host_b64", meta.Host, !utf8.ValidString(meta.Host))
 }
 
 // appendB64 appends the key k with s's bytes in base64 when s is not
-// valid UTF-8.
-func appendB64(b []byte, k, s string) []byte {
-	if utf8.ValidString(s) {
+// valid UTF-8 (lossy: its JSON string has U+FFFD in their place).
+func appendB64(b []byte, k, s string, lossy bool) []byte {
+	if !lossy {
 		return b
 	}
 	b = jsonw.Key(b, k)
@@ -124,7 +125,7 @@ func NewFields(meta *Meta, timeKey, msgKey string) Fields {
 		b = jsonw.String(b, meta.Host)
 	}
 	var hostB64 []byte
-	if h := appendB64(nil, "host_b64", meta.Host); len(h) > 0 {
+	if h := appendB64(nil, "host_b64", meta.Host, !utf8.ValidString(meta.Host)); len(h) > 0 {
 		hostB64 = append([]byte{','}, h...)
 	}
 	return Fields{timeKey: b[:k:k], msgKey: b[k:m:m], meta: b[m:], instQ: make([]byte, 0, 64),
@@ -149,9 +150,9 @@ func (f *Fields) Append(b []byte, m *drain.Message) []byte {
 	b = append(b, f.timeKey...)
 	b = jsonw.Time(b, r.Time)
 	b = append(b, f.msgKey...)
-	b = jsonw.String(b, r.Msg)
+	b, msgLossy := jsonw.StringLossy(b, r.Msg)
 	b = append(b, `,"source":`...)
-	b = jsonw.String(b, r.Source)
+	b, srcLossy := jsonw.StringLossy(b, r.Source)
 	b = append(b, `,"severity":`...)
 	b = jsonw.Int(b, int64(r.Severity))
 	b = append(b, `,"facility":`...)
@@ -164,9 +165,10 @@ func (f *Fields) Append(b []byte, m *drain.Message) []byte {
 		b = append(b, `,"ts":`...)
 		b = jsonw.Time(b, r.TS)
 	}
+	sdLossy := false
 	if r.SD != "" {
 		b = append(b, `,"sd":`...)
-		b = jsonw.String(b, r.SD)
+		b, sdLossy = jsonw.StringLossy(b, r.SD)
 	}
 	if r.Truncated {
 		b = append(b, `,"truncated":true`...)
@@ -186,8 +188,8 @@ func (f *Fields) Append(b []byte, m *drain.Message) []byte {
 		b = append(b, f.Instance(m.Instance)...)
 	}
 	b = append(b, f.meta...)
-	b = appendB64(b, f.msgB64Key, r.Msg)
-	b = appendB64(b, "source_b64", r.Source)
-	b = appendB64(b, "sd_b64", r.SD)
+	b = appendB64(b, f.msgB64Key, r.Msg, msgLossy)
+	b = appendB64(b, "source_b64", r.Source, srcLossy)
+	b = appendB64(b, "sd_b64", r.SD, sdLossy)
 	return append(b, f.hostB64...)
 }

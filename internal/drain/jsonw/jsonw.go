@@ -48,6 +48,13 @@ func plain8(s string, i int) bool {
 // String appends s as a JSON string. Invalid UTF-8 becomes U+FFFD and
 // control characters are escaped, as encoding/json does.
 func String(dst []byte, s string) []byte {
+	dst, _ = StringLossy(dst, s)
+	return dst
+}
+
+// StringLossy is String, and reports whether s held bytes that are not
+// valid UTF-8 (written as U+FFFD, so the string does not carry s exactly).
+func StringLossy(dst []byte, s string) (_ []byte, lossy bool) {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -84,6 +91,7 @@ func String(dst []byte, s string) []byte {
 		}
 		r, n := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && n == 1 {
+			lossy = true
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
 			i++
@@ -100,7 +108,7 @@ func String(dst []byte, s string) []byte {
 		i += n
 	}
 	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, '"'), lossy
 }
 
 // Key appends `"name":` after a comma unless the object just opened.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // Every string comes back from encoding/json as it decodes Go strings
@@ -23,6 +24,10 @@ func FuzzString(f *testing.F) {
 		json.Unmarshal(want, &w)
 		if got != w {
 			t.Fatalf("%q: got %q want %q", s, got, w)
+		}
+		b2, lossy := StringLossy(nil, s)
+		if string(b2) != string(b) || lossy != !utf8.ValidString(s) {
+			t.Fatalf("%q: StringLossy gave %s, lossy %v", s, b2, lossy)
 		}
 	})
 }
