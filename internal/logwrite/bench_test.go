@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lklog/lklog/internal/logclient"
 	"github.com/lklog/lklog/internal/logproto"
@@ -52,14 +56,16 @@ func catchUp(b *testing.B, args ...string) {
 		payload := fillRing(b, e, benchRing)
 		var last uint64
 		waitFor(b, 10*time.Second, "memlogd to hold the lines", func() bool { last = lastSeq(b, e); return last >= benchRing })
+		w := watchState(b, e)
 		b.StartTimer()
 		start := time.Now()
 		lw := e.logwrite(args...)
-		waitFor(b, 120*time.Second, "the ring written", func() bool { return written(e, last) })
-		el := time.Since(start)
+		end := w.until(b, 120*time.Second, "the ring written", last)
+		el := end.Sub(start)
 		cpu := lw.cpu(b)
 		b.StopTimer()
 		lw.stop(b)
+		reportCheckpoints(b, lw)
 		b.ReportMetric(float64(benchRing)/el.Seconds(), "lines/s")
 		b.ReportMetric(float64(payload)/el.Seconds()/1e6, "MB/s")
 		b.ReportMetric(cpu.Seconds()*1e6/float64(benchRing), "cpu-s/Mlines")
@@ -68,7 +74,7 @@ func catchUp(b *testing.B, args ...string) {
 }
 
 // lastSeq asks memlogd for the sequence number of its newest entry.
-func lastSeq(b *testing.B, e *env) uint64 {
+func lastSeq(b testing.TB, e *env) uint64 {
 	b.Helper()
 	s, err := logclient.Open(context.Background(), e.querySock(), logproto.Request{Mode: logproto.ModeDump, Tail: 1})
 	if err != nil {
@@ -82,6 +88,70 @@ func lastSeq(b *testing.B, e *env) uint64 {
 func written(e *env, seq uint64) bool {
 	st, err := LoadState(e.logDir)
 	return err == nil && st.Cursor.Seq >= seq
+}
+
+// reportCheckpoints reports the checkpoints logwrite made (its last words
+// say, with the one at exit), where it says.
+func reportCheckpoints(b *testing.B, lw *proc) {
+	m := regexp.MustCompile(`, (\d+) checkpoints,`).FindStringSubmatch(lw.Output())
+	if m == nil {
+		return // an older logwrite
+	}
+	n, _ := strconv.Atoi(m[1])
+	b.ReportMetric(float64(n), "checkpoints")
+}
+
+// stateWatch sees the state file replaced the moment it happens (inotify
+// on the log directory), so that a benchmark's end is exact rather than
+// the next tick of a polling loop.
+type stateWatch struct {
+	e  *env
+	fd int
+}
+
+// watchState creates the log directory (logwrite takes an existing one)
+// and watches it for the state file's rename.
+func watchState(b *testing.B, e *env) *stateWatch {
+	b.Helper()
+	if err := os.MkdirAll(e.logDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { unix.Close(fd) })
+	if _, err := unix.InotifyAddWatch(fd, e.logDir, unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE); err != nil {
+		b.Fatal(err)
+	}
+	return &stateWatch{e: e, fd: fd}
+}
+
+// until returns the time at which the state file first said that the
+// entry seq is written: the time of the event after which it did.
+func (w *stateWatch) until(b *testing.B, limit time.Duration, what string, seq uint64) time.Time {
+	b.Helper()
+	deadline := time.Now().Add(limit)
+	buf := make([]byte, 64<<10)
+	for {
+		now := time.Now()
+		if written(w.e, seq) {
+			return now
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			b.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, int(min(left, time.Second)/time.Millisecond)+1); err != nil && err != unix.EINTR {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := unix.Read(w.fd, buf); err != nil {
+				break // EAGAIN: every event read
+			}
+		}
+	}
 }
 
 // Time to catch up on a full ring after a (re)start, per sync policy.
@@ -100,6 +170,7 @@ func BenchmarkFollow(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
 				e := newEnv(b, benchRing+100, "-pace-wait", "1s", "-max-bytes", "67108864")
+				w := watchState(b, e)
 				lw := e.logwrite("-sync", sync, "-max-log-size", "1048576", "-max-log-files", "100", "-checkpoint-interval", "20ms")
 				time.Sleep(300 * time.Millisecond)
 				cpu0 := lw.cpu(b)
@@ -108,11 +179,12 @@ func BenchmarkFollow(b *testing.B) {
 				payload := fillRing(b, e, benchRing)
 				var last uint64
 				waitFor(b, 10*time.Second, "memlogd to hold the lines", func() bool { last = lastSeq(b, e); return last >= benchRing })
-				waitFor(b, 120*time.Second, "all lines written", func() bool { return written(e, last) })
-				el := time.Since(start)
+				end := w.until(b, 120*time.Second, "all lines written", last)
+				el := end.Sub(start)
 				cpu := lw.cpu(b) - cpu0
 				b.StopTimer()
 				lw.stop(b)
+				reportCheckpoints(b, lw)
 				b.ReportMetric(float64(benchRing)/el.Seconds(), "lines/s")
 				b.ReportMetric(float64(payload)/el.Seconds()/1e6, "MB/s")
 				b.ReportMetric(cpu.Seconds()*1e6/float64(benchRing), "cpu-s/Mlines")
