@@ -72,8 +72,14 @@ type writer struct {
 	// rotating is the file the next checkpoint marks as rotated right
 	// after it (FileState.Rotating).
 	rotating *openFile
-	stats    Stats
-	text     logproto.TextFormatter
+	// dumpEnd is the sequence number of the newest entry memlogd held
+	// when this session's request reached it (the hello's next - 1): once
+	// the cursor reaches it logwrite has caught up, and checkpoints at
+	// once rather than at the next tick. Zero when there is nothing to
+	// catch up on (or in legacy mode).
+	dumpEnd uint64
+	stats   Stats
+	text    logproto.TextFormatter
 
 	// Legacy mode: entries up to this receive time were written; on a
 	// reconnect the dump repeats them.
@@ -237,6 +243,9 @@ func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) 
 	if err != nil {
 		return nil, err
 	}
+	// Files that a checkpoint syncs are written to the disk as they
+	// are written, so that the checkpoint does not wait for all of it.
+	f.SetEarlyWriteback(w.cfg.Sync != SyncNone)
 	of := &openFile{source: source, f: f}
 	w.files[source] = of
 	w.dirChanged = true
