@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -527,4 +528,35 @@ func TestCheckpointWhenCaughtUp(t *testing.T) {
 		return
 	}
 	t.Errorf("state %+v does not list burst.out's file", st)
+}
+
+// New sources arriving together cost one checkpoint, not one each: the
+// files of a batch's new sources are opened first and listed in the state
+// at once.
+func TestOneCheckpointForNewFiles(t *testing.T) {
+	const sources = 12
+	e := newEnv(t, 10000)
+	for i := range sources {
+		src := e.source(fmt.Sprintf("new%d", i))
+		writeNumbers(t, src, "n", 1, 3)
+	}
+	var last uint64
+	waitFor(t, 30*time.Second, "memlogd to hold the lines", func() bool { last = lastSeq(t, e); return last >= 3*sources })
+	lw := e.logwrite("-checkpoint-interval", "1h")
+	waitFor(t, 60*time.Second, "the state file to reach the last entry", func() bool { return written(e, last) })
+	lw.stop(t)
+	for i := range sources {
+		src := fmt.Sprintf("new%d", i)
+		nums, _ := numbers(t, sourceLines(t, e.logDir, src), src, "n")
+		exactlyOnce(t, nums, 1, 3)
+	}
+	m := regexp.MustCompile(`, (\d+) checkpoints,`).FindStringSubmatch(lw.Output())
+	if m == nil {
+		t.Fatalf("logwrite's last words do not count its checkpoints:\n%s", lw.Output())
+	}
+	// One for the new files (two if the reply came in two batches), one
+	// on catching up, one at exit; one per file would be 14 or more.
+	if n, _ := strconv.Atoi(m[1]); n > 5 {
+		t.Errorf("%d checkpoints for %d new files", n, sources+1)
+	}
 }

@@ -233,6 +233,11 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 			if len(b.recs) > 0 {
 				progressed = true
 			}
+			if !w.legacy {
+				if err := w.openAll(ctx, b.recs); err != nil {
+					return progressed, err
+				}
+			}
 			for i := range b.recs {
 				if err := w.record(ctx, &b.recs[i]); err != nil {
 					return progressed, err

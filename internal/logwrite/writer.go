@@ -220,11 +220,57 @@ func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) 
 	if of, ok := w.files[source]; ok {
 		return of, nil
 	}
+	of, listed, err := w.open(ctx, source)
+	if err != nil || listed {
+		return of, err
+	}
+	if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
+		return nil, err
+	}
+	return of, nil
+}
+
+// openAll opens the files of the sources of recs' entries that are not
+// open, up to the first gap (whose line goes into the files open at that
+// moment), with one checkpoint for them all rather than one each.
+func (w *writer) openAll(ctx context.Context, recs []logproto.Record) error {
+	unlisted := false
+	for i := range recs {
+		r := &recs[i]
+		if r.Type == logproto.TypeGap {
+			break
+		}
+		if r.Type != "" {
+			continue
+		}
+		if _, ok := w.files[r.Source]; ok {
+			continue
+		}
+		if len(w.files) >= maxOpen {
+			break // fileFor closes them all first
+		}
+		_, listed, err := w.open(ctx, r.Source)
+		if err != nil {
+			return err
+		}
+		unlisted = unlisted || !listed
+	}
+	if !unlisted {
+		return nil
+	}
+	return w.retry(ctx, "disk trouble", w.checkpoint)
+}
+
+// open opens source's file, closing every file first (after a
+// checkpoint) when maxOpen are open. listed reports whether the state
+// covers the file as it is (it replaces one the state marks rotated);
+// otherwise the caller checkpoints before anything is written to it.
+func (w *writer) open(ctx context.Context, source string) (of *openFile, listed bool, err error) {
 	rotated := w.rotated[source]
 	delete(w.rotated, source)
 	if len(w.files) >= maxOpen {
 		if err := w.retry(ctx, "checkpoint", w.checkpoint); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		for s, of := range w.files {
 			of.f.Close()
@@ -235,29 +281,23 @@ func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) 
 	}
 	name := logfile.FileName(source)
 	var f *logfile.File
-	err := w.retry(ctx, "disk trouble", func() error {
+	err = w.retry(ctx, "disk trouble", func() error {
 		var err error
 		f, err = logfile.Open(w.cfg.LogDir, name)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// Files that a checkpoint syncs are written to the disk as they
 	// are written, so that the checkpoint does not wait for all of it.
 	f.SetEarlyWriteback(w.cfg.Sync != SyncNone)
-	of := &openFile{source: source, f: f}
+	of = &openFile{source: source, f: f}
 	w.files[source] = of
 	w.dirChanged = true
-	if rotated {
-		// The state marks the file rotated under this name: what this
-		// one holds is all after its checkpoint.
-		return of, nil
-	}
-	if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
-		return nil, err
-	}
-	return of, nil
+	// A file replacing one the state marks rotated holds only lines
+	// after its checkpoint.
+	return of, rotated, nil
 }
 
 // appendLine formats one entry line: <RFC3339 time> <source> <msg>, with
