@@ -95,15 +95,18 @@ func written(e *env, seq uint64) bool {
 	return err == nil && st.Cursor.Seq >= seq
 }
 
-// reportCheckpoints reports the checkpoints logwrite made (its last words
-// say, with the one at exit), where it says.
+// reportCheckpoints reports the checkpoints logwrite made and the time
+// they took (its last words say, with the one at exit), where it says.
 func reportCheckpoints(b *testing.B, lw *proc) {
-	m := regexp.MustCompile(`, (\d+) checkpoints,`).FindStringSubmatch(lw.Output())
+	m := regexp.MustCompile(`, (\d+) checkpoints \(([^)]+)\),`).FindStringSubmatch(lw.Output())
 	if m == nil {
 		return // an older logwrite
 	}
 	n, _ := strconv.Atoi(m[1])
 	b.ReportMetric(float64(n), "checkpoints")
+	if d, err := time.ParseDuration(m[2]); err == nil {
+		b.ReportMetric(d.Seconds(), "checkpoint-s")
+	}
 }
 
 // stateWatch sees the state file replaced the moment it happens (inotify
@@ -168,31 +171,46 @@ func BenchmarkCatchUp(b *testing.B) {
 	}
 }
 
-// Steady following: writers produce lines while logwrite follows.
+// Steady following: writers produce lines while logwrite follows. With a
+// ring of 5000 lines memlogd paces the writers to logwrite (-pace-wait):
+// the lines/s are logwrite's, and lost-lines says whether it kept up.
 func BenchmarkFollow(b *testing.B) {
-	for _, sync := range []string{SyncNone, SyncAlways} {
-		b.Run("sync="+sync, func(b *testing.B) {
+	for _, c := range []struct {
+		name        string
+		sync        string
+		ring, lines int
+	}{
+		{"sync=none", SyncNone, benchRing + 100, benchRing},
+		{"sync=always", SyncAlways, benchRing + 100, benchRing},
+		{"ring=5000/sync=checkpoint", SyncCheckpoint, 5000, 5 * benchRing},
+	} {
+		b.Run(c.name, func(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
-				e := newEnv(b, benchRing+100, "-pace-wait", "1s", "-max-bytes", "67108864")
+				e := newEnv(b, c.ring, "-pace-wait", "1s", "-max-bytes", "67108864")
 				w := watchState(b, e)
-				lw := e.logwrite("-sync", sync, "-max-log-size", "1048576", "-max-log-files", "100", "-checkpoint-interval", "20ms")
-				time.Sleep(300 * time.Millisecond)
+				lw := e.logwrite("-sync", c.sync, "-max-log-size", "1048576", "-max-log-files", "1000", "-checkpoint-interval", "20ms")
+				// Started: it has written memlogd's own first lines.
+				w.until(b, 30*time.Second, "logwrite to start", lastSeq(b, e))
 				cpu0 := lw.cpu(b)
 				b.StartTimer()
 				start := time.Now()
-				payload := fillRing(b, e, benchRing)
+				payload := fillRing(b, e, c.lines)
 				var last uint64
-				waitFor(b, 10*time.Second, "memlogd to hold the lines", func() bool { last = lastSeq(b, e); return last >= benchRing })
+				waitFor(b, 60*time.Second, "memlogd to hold the lines", func() bool { last = lastSeq(b, e); return last >= uint64(c.lines) })
 				end := w.until(b, 120*time.Second, "all lines written", last)
 				el := end.Sub(start)
 				cpu := lw.cpu(b) - cpu0
 				b.StopTimer()
 				lw.stop(b)
 				reportCheckpoints(b, lw)
-				b.ReportMetric(float64(benchRing)/el.Seconds(), "lines/s")
+				if m := regexp.MustCompile(`(\d+) entries lost to gaps`).FindStringSubmatch(lw.Output()); m != nil {
+					n, _ := strconv.Atoi(m[1])
+					b.ReportMetric(float64(n), "lost-lines")
+				}
+				b.ReportMetric(float64(c.lines)/el.Seconds(), "lines/s")
 				b.ReportMetric(float64(payload)/el.Seconds()/1e6, "MB/s")
-				b.ReportMetric(cpu.Seconds()*1e6/float64(benchRing), "cpu-s/Mlines")
+				b.ReportMetric(cpu.Seconds()*1e6/float64(c.lines), "cpu-s/Mlines")
 			}
 		})
 	}

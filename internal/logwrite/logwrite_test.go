@@ -508,7 +508,7 @@ func TestCheckpointWhenCaughtUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	lw.stop(t)
-	if !regexp.MustCompile(`, \d+ checkpoints,`).MatchString(lw.Output()) {
+	if !regexp.MustCompile(`, \d+ checkpoints \([^)]+\),`).MatchString(lw.Output()) {
 		t.Errorf("logwrite's last words do not count its checkpoints:\n%s", lw.Output())
 	}
 	nums, _ := numbers(t, sourceLines(t, e.logDir, "burst.out"), "burst.out", "n")
@@ -550,7 +550,7 @@ func TestOneCheckpointForNewFiles(t *testing.T) {
 		nums, _ := numbers(t, sourceLines(t, e.logDir, src), src, "n")
 		exactlyOnce(t, nums, 1, 3)
 	}
-	m := regexp.MustCompile(`, (\d+) checkpoints,`).FindStringSubmatch(lw.Output())
+	m := regexp.MustCompile(`, (\d+) checkpoints \([^)]+\),`).FindStringSubmatch(lw.Output())
 	if m == nil {
 		t.Fatalf("logwrite's last words do not count its checkpoints:\n%s", lw.Output())
 	}

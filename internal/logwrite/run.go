@@ -97,8 +97,8 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) error {
 				fmt.Fprintf(stderr, "logwrite: final checkpoint: %v\n", cerr)
 			}
 			st := w.stats
-			fmt.Fprintf(stderr, "logwrite: stopping: wrote %d lines (%d bytes), %d entries lost to gaps, %d rotations (%d failed attempts), %d checkpoints, %d failed writes\n",
-				st.Lines, st.Bytes, st.Lost, st.Rotations, st.RotateErrors, st.Checkpoints, st.WriteErrors)
+			fmt.Fprintf(stderr, "logwrite: stopping: wrote %d lines (%d bytes), %d entries lost to gaps, %d rotations (%d failed attempts), %d checkpoints (%v), %d failed writes\n",
+				st.Lines, st.Bytes, st.Lost, st.Rotations, st.RotateErrors, st.Checkpoints, st.CheckpointTime.Round(time.Microsecond), st.WriteErrors)
 			return nil
 		}
 		if progressed {

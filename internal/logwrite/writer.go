@@ -38,6 +38,9 @@ type Stats struct {
 	Bytes        uint64 // bytes of those lines
 	Lost         uint64 // entries memlogd reported lost (gap lines)
 	Checkpoints  uint64
+	// CheckpointTime is the time spent in checkpoints (mostly waiting
+	// for the disk with -sync checkpoint or always).
+	CheckpointTime time.Duration
 	Rotations    uint64
 	WriteErrors  uint64 // failed attempts to write, open or checkpoint
 	RotateErrors uint64
@@ -150,6 +153,8 @@ func (w *writer) flushAll() error {
 // checkpoint writes everything pending, syncs per policy and saves the
 // cursor with every open file's size.
 func (w *writer) checkpoint() error {
+	start := w.now()
+	defer func() { w.stats.CheckpointTime += w.now().Sub(start) }()
 	if err := w.flushAll(); err != nil {
 		return err
 	}
