@@ -34,17 +34,17 @@ const (
 
 // Stats counts what the writer did.
 type Stats struct {
-	Lines        uint64 // entry lines appended
-	Bytes        uint64 // bytes of those lines
-	Lost         uint64 // entries memlogd reported lost (gap lines)
-	Checkpoints  uint64
+	Lines       uint64 // entry lines appended
+	Bytes       uint64 // bytes of those lines
+	Lost        uint64 // entries memlogd reported lost (gap lines)
+	Checkpoints uint64
 	// CheckpointTime is the time spent in checkpoints (mostly waiting
 	// for the disk with -sync checkpoint or always).
 	CheckpointTime time.Duration
-	Rotations    uint64
-	WriteErrors  uint64 // failed attempts to write, open or checkpoint
-	RotateErrors uint64
-	Skipped      uint64 // legacy mode: own or already written entries
+	Rotations      uint64
+	WriteErrors    uint64 // failed attempts to write, open or checkpoint
+	RotateErrors   uint64
+	Skipped        uint64 // legacy mode: own or already written entries
 }
 
 type openFile struct {
