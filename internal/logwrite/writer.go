@@ -61,6 +61,9 @@ type writer struct {
 	now    func() time.Time
 
 	files map[string]*openFile // by source
+	// last is the file of the last entry written (nil after any file
+	// was closed): consecutive entries of one source skip the map.
+	last *openFile
 	// rotated holds the sources whose file was rotated, with a state
 	// marking it so, and not opened again since.
 	rotated map[string]bool
@@ -222,7 +225,11 @@ func (w *writer) syncAll() error {
 // if needed. A file that replaces one rotated since the last checkpoint
 // needs no checkpoint: the state marks the rotated one (FileState.Rotating).
 func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) {
+	if w.last != nil && w.last.source == source {
+		return w.last, nil
+	}
 	if of, ok := w.files[source]; ok {
+		w.last = of
 		return of, nil
 	}
 	of, listed, err := w.open(ctx, source)
@@ -240,14 +247,16 @@ func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) 
 // moment), with one checkpoint for them all rather than one each.
 func (w *writer) openAll(ctx context.Context, recs []logproto.Record) error {
 	unlisted := false
+	prev := ""
 	for i := range recs {
 		r := &recs[i]
 		if r.Type == logproto.TypeGap {
 			break
 		}
-		if r.Type != "" {
+		if r.Type != "" || i > 0 && r.Source == prev {
 			continue
 		}
+		prev = r.Source
 		if _, ok := w.files[r.Source]; ok {
 			continue
 		}
@@ -281,6 +290,7 @@ func (w *writer) open(ctx context.Context, source string) (of *openFile, listed 
 			of.f.Close()
 			delete(w.files, s)
 		}
+		w.last = nil
 		clear(w.rotated)
 		rotated = false
 	}
@@ -392,6 +402,7 @@ func (w *writer) rotate(ctx context.Context, of *openFile) error {
 	w.dirChanged = true
 	of.f.Close()
 	delete(w.files, of.source)
+	w.last = nil
 	w.rotated[of.source] = true
 	// The new file is created while the rotated one still exists, before
 	// compression or the quota may remove it: so it cannot get the
@@ -485,4 +496,5 @@ func (w *writer) closeAll() {
 		of.f.Close()
 		delete(w.files, s)
 	}
+	w.last = nil
 }
