@@ -162,20 +162,42 @@ func (w *writer) checkpoint() error {
 		return err
 	}
 	syncing := w.cfg.Sync != SyncNone
-	if syncing {
-		if err := w.syncAll(); err != nil {
-			return err
-		}
-	}
-	w.lastCheckpoint = w.now()
 	if w.legacy {
+		// No state: LinuxKit's memlogd has no cursor to give.
+		if syncing {
+			if err := w.syncAll(nil); err != nil {
+				return err
+			}
+		}
+		w.lastCheckpoint = w.now()
 		return nil
 	}
 	st := State{Cursor: w.cursor}
 	for _, of := range w.files {
 		st.Files = append(st.Files, FileState{Name: of.f.Name, Source: of.source, Ino: of.f.Ino(), Size: of.f.Size(), Rotating: of == w.rotating})
 	}
-	if err := SaveState(w.cfg.LogDir, st); err != nil {
+	// The new state is written and synced under a temporary name while
+	// the files are synced; it replaces the state file only after them.
+	var pending *pendingState
+	save := func() error {
+		var err error
+		pending, err = writePending(w.cfg.LogDir, st)
+		return err
+	}
+	var err error
+	if syncing {
+		err = w.syncAll(save)
+	} else {
+		err = save()
+	}
+	if err != nil {
+		if pending != nil {
+			pending.discard()
+		}
+		return err
+	}
+	w.lastCheckpoint = w.now()
+	if err := pending.replace(); err != nil {
 		return err
 	}
 	if syncing {
@@ -191,11 +213,15 @@ func (w *writer) checkpoint() error {
 }
 
 // syncAll flushes the files written since their last sync, and the
-// directory if files were created, renamed or removed, to stable storage.
+// directory if files were created, renamed or removed, to stable storage,
+// and runs also (if not nil) meanwhile.
 // The syncs run at once: the filesystem can commit them together, so a
 // checkpoint costs about one sync however many files it covers.
-func (w *writer) syncAll() error {
+func (w *writer) syncAll(also func() error) error {
 	var todo []func() error
+	if also != nil {
+		todo = append(todo, also)
+	}
 	for _, of := range w.files {
 		if of.f.Dirty() {
 			todo = append(todo, of.f.Sync)
