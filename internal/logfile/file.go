@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // Perm is the mode of the log files created.
@@ -29,10 +27,6 @@ type File struct {
 	pend []byte
 	// dirty is set when bytes were written since the last Sync.
 	dirty bool
-	// early is set by SetEarlyWriteback; the writeback of the bytes
-	// before wbOff (a multiple of the page size) was started.
-	early bool
-	wbOff int64
 }
 
 // Open opens (creating it if needed) the file name in dir for appending.
@@ -51,8 +45,7 @@ func Open(dir, name string) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("opening log file %s: not a regular file (%v)", p, st.Mode().Type())
 	}
-	page := int64(os.Getpagesize())
-	return &File{Name: name, path: p, f: f, ino: inode(st), size: st.Size(), wbOff: st.Size() &^ (page - 1)}, nil
+	return &File{Name: name, path: p, f: f, ino: inode(st), size: st.Size()}, nil
 }
 
 func inode(st fs.FileInfo) uint64 {
@@ -81,19 +74,9 @@ func (f *File) Buffer() []byte { return f.pend }
 // SetBuffer stores a buffer obtained from Buffer and extended.
 func (f *File) SetBuffer(b []byte) { f.pend = b }
 
-// SetEarlyWriteback makes Flush start writing the bytes it wrote to the
-// disk at once (sync_file_range), without waiting for them: a later Sync
-// then has little left to wait for, since the disk worked meanwhile. It
-// is for files that are synced regularly; for others it would only add
-// disk writes the page cache could have merged.
-func (f *File) SetEarlyWriteback(on bool) { f.early = on }
-
 // Flush writes the pending bytes. After an error the bytes not written
 // stay pending.
 func (f *File) Flush() error {
-	if f.early && len(f.pend) > 0 {
-		defer f.writeback()
-	}
 	for len(f.pend) > 0 {
 		n, err := f.f.Write(f.pend)
 		if n > 0 {
@@ -111,30 +94,6 @@ func (f *File) Flush() error {
 		f.pend = nil
 	}
 	return nil
-}
-
-// writeback starts writing the file's full pages not yet started to the
-// disk. The last page, partly filled, waits for the next Flush to fill
-// it: written now it would be written again. This is advice: an error
-// here (an unsupported file system, an I/O error) shows again, and is
-// reported, where it matters: at Sync.
-func (f *File) writeback() {
-	page := int64(os.Getpagesize())
-	end := f.size &^ (page - 1)
-	if f.wbOff > end {
-		f.wbOff = end // cannot be: the file only grows while open
-	}
-	if end == f.wbOff {
-		return
-	}
-	rc, err := f.f.SyscallConn()
-	if err != nil {
-		return
-	}
-	rc.Control(func(fd uintptr) {
-		unix.SyncFileRange(int(fd), f.wbOff, end-f.wbOff, unix.SYNC_FILE_RANGE_WRITE)
-	})
-	f.wbOff = end
 }
 
 // Dirty reports whether bytes were written since the last Sync.

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 func TestNameKeepsLinuxKitNames(t *testing.T) {
@@ -331,65 +329,5 @@ func TestFileFlushKeepsUnwritten(t *testing.T) {
 	}
 	if _, err := Open(dir, "y.log"); err == nil {
 		t.Fatal("opened a symlink")
-	}
-}
-
-// With early writeback, Flush leaves almost none of the bytes it wrote
-// dirty in the page cache: they are on their way to the disk (or there),
-// so a Sync has little to wait for. Only the last page, partly filled, is
-// left for the next Flush to fill. Without it the bytes stay dirty until the kernel's own
-// writeback, seconds later.
-func TestEarlyWriteback(t *testing.T) {
-	dir := t.TempDir()
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(dir, &sfs); err != nil {
-		t.Fatal(err)
-	}
-	if sfs.Type == unix.TMPFS_MAGIC || sfs.Type == unix.RAMFS_MAGIC {
-		t.Skipf("%s is in memory: no writeback to see", dir)
-	}
-	dirty := func(f *File) uint64 {
-		t.Helper()
-		rc, err := f.f.SyscallConn()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cs unix.Cachestat_t
-		rc.Control(func(fd uintptr) {
-			err = unix.Cachestat(uint(fd), &unix.CachestatRange{}, &cs, 0)
-		})
-		if errors.Is(err, unix.ENOSYS) {
-			t.Skip("no cachestat(2) to see dirty pages")
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cs.Dirty
-	}
-	line := bytes.Repeat([]byte("x"), 99)
-	line = append(line, '\n')
-	for _, early := range []bool{true, false} {
-		f, err := Open(dir, fmt.Sprintf("early-%v.log", early))
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.SetEarlyWriteback(early)
-		for range 10 {
-			for range 1000 {
-				f.Append(line)
-			}
-			if err := f.Flush(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		d := dirty(f)
-		t.Logf("early writeback %v: %d pages dirty after writing %d bytes", early, d, f.Size())
-		if early && d > 1 {
-			t.Errorf("%d pages still dirty after Flush with early writeback, want at most the last one", d)
-		}
-		if err := f.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
 	}
 }

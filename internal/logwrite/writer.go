@@ -330,9 +330,6 @@ func (w *writer) open(ctx context.Context, source string) (of *openFile, listed 
 	if err != nil {
 		return nil, false, err
 	}
-	// Files that a checkpoint syncs are written to the disk as they
-	// are written, so that the checkpoint does not wait for all of it.
-	f.SetEarlyWriteback(w.cfg.Sync != SyncNone)
 	of = &openFile{source: source, f: f}
 	w.files[source] = of
 	w.dirChanged = true
