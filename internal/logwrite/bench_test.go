@@ -182,6 +182,7 @@ func BenchmarkFollow(b *testing.B) {
 	}{
 		{"sync=none", SyncNone, benchRing + 100, benchRing},
 		{"sync=always", SyncAlways, benchRing + 100, benchRing},
+		{"ring=5000/sync=none", SyncNone, 5000, 5 * benchRing},
 		{"ring=5000/sync=checkpoint", SyncCheckpoint, 5000, 5 * benchRing},
 	} {
 		b.Run(c.name, func(b *testing.B) {
