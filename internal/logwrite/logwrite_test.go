@@ -93,10 +93,10 @@ func TestKillNineExactlyOnce(t *testing.T) {
 func TestKillNineAfterRotation(t *testing.T) {
 	e := newEnv(t, 1000)
 	args := []string{"-max-log-size", "1024", "-max-log-files", "1000", "-sync", "none", "-checkpoint-interval", "1h"}
-	lw := e.logwrite(args...)
 	// Once logwrite has caught up on what memlogd held (its own start
 	// message) and checkpointed, only a rotation makes a checkpoint.
 	held := lastSeq(t, e)
+	lw := e.logwrite(args...)
 	waitFor(t, 30*time.Second, "logwrite to catch up", func() bool { return written(e, held) })
 	src := e.source("rot")
 	writeNumbers(t, src, "n", 1, 100)
