@@ -36,3 +36,26 @@ func TestBadExcludeExits(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 2 and the pattern", code, stderr.String())
 	}
 }
+
+// The checkpoint timer counts from the last checkpoint, whatever made it
+// (a rotation, a new file): a rotation 5 ms before the timer fires puts
+// the next timed checkpoint an interval after the rotation, not at once.
+func TestUntilDue(t *testing.T) {
+	now := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		ago, want time.Duration
+	}{
+		{5 * time.Millisecond, 15 * time.Millisecond},
+		{20 * time.Millisecond, 0},
+		{time.Hour, 0},
+		{0, 20 * time.Millisecond},
+	} {
+		if got := untilDue(now.Add(-c.ago), now, 20*time.Millisecond); got != c.want {
+			t.Errorf("last checkpoint %v ago: due in %v, want %v", c.ago, got, c.want)
+		}
+	}
+	// Never checkpointed: due at once.
+	if got := untilDue(time.Time{}, now, time.Second); got != 0 {
+		t.Errorf("no checkpoint yet: due in %v, want 0", got)
+	}
+}

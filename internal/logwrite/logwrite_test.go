@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,7 +93,11 @@ func TestKillNineExactlyOnce(t *testing.T) {
 func TestKillNineAfterRotation(t *testing.T) {
 	e := newEnv(t, 1000)
 	args := []string{"-max-log-size", "1024", "-max-log-files", "1000", "-sync", "none", "-checkpoint-interval", "1h"}
+	// Once logwrite has caught up on what memlogd held (its own start
+	// message) and checkpointed, only a rotation makes a checkpoint.
+	held := lastSeq(t, e)
 	lw := e.logwrite(args...)
+	waitFor(t, 30*time.Second, "logwrite to catch up", func() bool { return written(e, held) })
 	src := e.source("rot")
 	writeNumbers(t, src, "n", 1, 100)
 	waitFor(t, 30*time.Second, "lines 1-100", func() bool { return countLines(t, e.logDir, "rot") == 100 })
@@ -482,5 +488,75 @@ func TestLineFormat(t *testing.T) {
 	b = appendLine(b, &f, ts, "src\nx;y", "a\nb\x1b[2J\\ \xff;")
 	if got, want := string(b), `2025-03-04T05:06:07Z src\nx;y a\nb\x1b[2J\\ \xff;`+"\n"; got != want {
 		t.Errorf("line %q, want %q", got, want)
+	}
+}
+
+// Started on a ring full of lines, logwrite checkpoints the moment it has
+// written what memlogd held, not a -checkpoint-interval later (an hour
+// here): the state file soon says the last entry is written, with no
+// rotation or exit to force a checkpoint.
+func TestCheckpointWhenCaughtUp(t *testing.T) {
+	e := newEnv(t, 10000)
+	src := e.source("burst.out")
+	writeNumbers(t, src, "n", 1, 5000)
+	var last uint64
+	waitFor(t, 30*time.Second, "memlogd to hold the lines", func() bool { last = lastSeq(t, e); return last >= 5000 })
+	lw := e.logwrite("-checkpoint-interval", "1h")
+	waitFor(t, 60*time.Second, "the state file to reach the last entry", func() bool { return written(e, last) })
+	st, err := LoadState(e.logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw.stop(t)
+	if !regexp.MustCompile(`, \d+ checkpoints \([^)]+\),`).MatchString(lw.Output()) {
+		t.Errorf("logwrite's last words do not count its checkpoints:\n%s", lw.Output())
+	}
+	nums, _ := numbers(t, sourceLines(t, e.logDir, "burst.out"), "burst.out", "n")
+	exactlyOnce(t, nums, 1, 5000)
+	// The state's size for the file covers every line.
+	for _, f := range st.Files {
+		if f.Source != "burst.out" {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join(e.logDir, f.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Size != fi.Size() {
+			t.Errorf("state says %s has %d bytes, it has %d", f.Name, f.Size, fi.Size())
+		}
+		return
+	}
+	t.Errorf("state %+v does not list burst.out's file", st)
+}
+
+// New sources arriving together cost one checkpoint, not one each: the
+// files of a batch's new sources are opened first and listed in the state
+// at once.
+func TestOneCheckpointForNewFiles(t *testing.T) {
+	const sources = 12
+	e := newEnv(t, 10000)
+	for i := range sources {
+		src := e.source(fmt.Sprintf("new%d", i))
+		writeNumbers(t, src, "n", 1, 3)
+	}
+	var last uint64
+	waitFor(t, 30*time.Second, "memlogd to hold the lines", func() bool { last = lastSeq(t, e); return last >= 3*sources })
+	lw := e.logwrite("-checkpoint-interval", "1h")
+	waitFor(t, 60*time.Second, "the state file to reach the last entry", func() bool { return written(e, last) })
+	lw.stop(t)
+	for i := range sources {
+		src := fmt.Sprintf("new%d", i)
+		nums, _ := numbers(t, sourceLines(t, e.logDir, src), src, "n")
+		exactlyOnce(t, nums, 1, 3)
+	}
+	m := regexp.MustCompile(`, (\d+) checkpoints \([^)]+\),`).FindStringSubmatch(lw.Output())
+	if m == nil {
+		t.Fatalf("logwrite's last words do not count its checkpoints:\n%s", lw.Output())
+	}
+	// One for the new files (two if the reply came in two batches), one
+	// on catching up, one at exit; one per file would be 14 or more.
+	if n, _ := strconv.Atoi(m[1]); n > 5 {
+		t.Errorf("%d checkpoints for %d new files", n, sources+1)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lklog/lklog/internal/logfile"
+	"github.com/lklog/lklog/internal/logproto"
 	"github.com/lklog/lklog/internal/testutil"
 )
 
@@ -224,5 +226,52 @@ func TestRestartAfterSkippedEntriesNoGap(t *testing.T) {
 		if lost != 0 {
 			t.Errorf("crash %v: %d entries reported lost; only skipped ones arrived meanwhile", crash, lost)
 		}
+	}
+}
+
+// A checkpoint writes and syncs the new state under a temporary name while
+// the log files are synced, and renames it only after them: until then
+// the old state stands, and a temporary file left by a crash is one that
+// logwrite removes at start.
+func TestPendingState(t *testing.T) {
+	dir := t.TempDir()
+	old := State{Cursor: logproto.Cursor{Instance: "a", Seq: 1}}
+	if err := SaveState(dir, old); err != nil {
+		t.Fatal(err)
+	}
+	p, err := writePending(dir, State{Cursor: logproto.Cursor{Instance: "a", Seq: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !logfile.IsTemp(filepath.Base(p.tmp), StateName) || filepath.Dir(p.tmp) != dir {
+		t.Errorf("temporary state %s is not one logwrite removes at start", p.tmp)
+	}
+	if st, err := LoadState(dir); err != nil || st.Cursor.Seq != 1 {
+		t.Fatalf("before the rename: %+v, %v; want the old state", st, err)
+	}
+	if err := p.replace(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := LoadState(dir)
+	if err != nil || st.Cursor.Seq != 2 {
+		t.Fatalf("after the rename: %+v, %v", st, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, StateName))
+	if err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("state file mode %v, %v; want 0644", fi.Mode(), err)
+	}
+	// One left behind is removed at start; the state stays.
+	p, err = writePending(dir, State{Cursor: logproto.Cursor{Instance: "a", Seq: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := logfile.RemoveTemps(dir, StateName); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p.tmp); !os.IsNotExist(err) {
+		t.Errorf("%s still there after RemoveTemps: %v", p.tmp, err)
+	}
+	if st, err := LoadState(dir); err != nil || st.Cursor.Seq != 2 {
+		t.Errorf("state after RemoveTemps: %+v, %v", st, err)
 	}
 }

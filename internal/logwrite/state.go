@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/google/renameio/v2"
-
 	"github.com/lklog/lklog/internal/logproto"
 )
 
@@ -66,16 +64,59 @@ func LoadState(dir string) (State, error) {
 // SaveState replaces the state file of dir atomically (written to a
 // temporary file, synced, renamed).
 func SaveState(dir string, s State) error {
+	p, err := writePending(dir, s)
+	if err != nil {
+		return err
+	}
+	return p.replace()
+}
+
+// pendingState is a state written and synced under a temporary name in
+// the log directory (one that logfile.RemoveTemps removes), waiting to
+// replace the state file. Writing it needs nothing else to be on the
+// disk yet, so it can be done while the log files are synced; only the
+// rename must wait for them.
+type pendingState struct{ tmp, dst string }
+
+func writePending(dir string, s State) (*pendingState, error) {
 	s.Version = stateVersion
 	b, err := json.Marshal(s)
 	if err != nil {
-		return fmt.Errorf("encoding state: %w", err)
+		return nil, fmt.Errorf("encoding state: %w", err)
 	}
 	b = append(b, '\n')
-	// The temporary file goes in dir itself: renameio would otherwise
-	// probe the system's temporary directory at every checkpoint.
-	if err := renameio.WriteFile(filepath.Join(dir, StateName), b, 0o644, renameio.WithTempDir(dir)); err != nil {
+	// The temporary file goes in dir itself, so that the rename is
+	// atomic: ".logwrite.state" and random digits.
+	f, err := os.CreateTemp(dir, "."+StateName+"*")
+	if err != nil {
+		return nil, fmt.Errorf("saving state: %w", err)
+	}
+	p := &pendingState{tmp: f.Name(), dst: filepath.Join(dir, StateName)}
+	err = f.Chmod(0o644)
+	if err == nil {
+		_, err = f.Write(b)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		p.discard()
+		return nil, fmt.Errorf("saving state: %w", err)
+	}
+	return p, nil
+}
+
+// replace puts the pending state in place of the state file.
+func (p *pendingState) replace() error {
+	if err := os.Rename(p.tmp, p.dst); err != nil {
+		p.discard()
 		return fmt.Errorf("saving state: %w", err)
 	}
 	return nil
 }
+
+// discard removes the pending state.
+func (p *pendingState) discard() { os.Remove(p.tmp) }

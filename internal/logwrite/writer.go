@@ -34,14 +34,17 @@ const (
 
 // Stats counts what the writer did.
 type Stats struct {
-	Lines        uint64 // entry lines appended
-	Bytes        uint64 // bytes of those lines
-	Lost         uint64 // entries memlogd reported lost (gap lines)
-	Checkpoints  uint64
-	Rotations    uint64
-	WriteErrors  uint64 // failed attempts to write, open or checkpoint
-	RotateErrors uint64
-	Skipped      uint64 // legacy mode: own or already written entries
+	Lines       uint64 // entry lines appended
+	Bytes       uint64 // bytes of those lines
+	Lost        uint64 // entries memlogd reported lost (gap lines)
+	Checkpoints uint64
+	// CheckpointTime is the time spent in checkpoints (mostly waiting
+	// for the disk with -sync checkpoint or always).
+	CheckpointTime time.Duration
+	Rotations      uint64
+	WriteErrors    uint64 // failed attempts to write, open or checkpoint
+	RotateErrors   uint64
+	Skipped        uint64 // legacy mode: own or already written entries
 }
 
 type openFile struct {
@@ -58,6 +61,9 @@ type writer struct {
 	now    func() time.Time
 
 	files map[string]*openFile // by source
+	// last is the file of the last entry written (nil after any file
+	// was closed): consecutive entries of one source skip the map.
+	last *openFile
 	// rotated holds the sources whose file was rotated, with a state
 	// marking it so, and not opened again since.
 	rotated map[string]bool
@@ -72,8 +78,14 @@ type writer struct {
 	// rotating is the file the next checkpoint marks as rotated right
 	// after it (FileState.Rotating).
 	rotating *openFile
-	stats    Stats
-	text     logproto.TextFormatter
+	// dumpEnd is the sequence number of the newest entry memlogd held
+	// when this session's request reached it (the hello's next - 1): once
+	// the cursor reaches it logwrite has caught up, and checkpoints at
+	// once rather than at the next tick. Zero when there is nothing to
+	// catch up on (or in legacy mode).
+	dumpEnd uint64
+	stats   Stats
+	text    logproto.TextFormatter
 
 	// Legacy mode: entries up to this receive time were written; on a
 	// reconnect the dump repeats them.
@@ -144,24 +156,48 @@ func (w *writer) flushAll() error {
 // checkpoint writes everything pending, syncs per policy and saves the
 // cursor with every open file's size.
 func (w *writer) checkpoint() error {
+	start := w.now()
+	defer func() { w.stats.CheckpointTime += w.now().Sub(start) }()
 	if err := w.flushAll(); err != nil {
 		return err
 	}
 	syncing := w.cfg.Sync != SyncNone
-	if syncing {
-		if err := w.syncAll(); err != nil {
-			return err
-		}
-	}
-	w.lastCheckpoint = w.now()
 	if w.legacy {
+		// No state: LinuxKit's memlogd has no cursor to give.
+		if syncing {
+			if err := w.syncAll(nil); err != nil {
+				return err
+			}
+		}
+		w.lastCheckpoint = w.now()
 		return nil
 	}
 	st := State{Cursor: w.cursor}
 	for _, of := range w.files {
 		st.Files = append(st.Files, FileState{Name: of.f.Name, Source: of.source, Ino: of.f.Ino(), Size: of.f.Size(), Rotating: of == w.rotating})
 	}
-	if err := SaveState(w.cfg.LogDir, st); err != nil {
+	// The new state is written and synced under a temporary name while
+	// the files are synced; it replaces the state file only after them.
+	var pending *pendingState
+	save := func() error {
+		var err error
+		pending, err = writePending(w.cfg.LogDir, st)
+		return err
+	}
+	var err error
+	if syncing {
+		err = w.syncAll(save)
+	} else {
+		err = save()
+	}
+	if err != nil {
+		if pending != nil {
+			pending.discard()
+		}
+		return err
+	}
+	w.lastCheckpoint = w.now()
+	if err := pending.replace(); err != nil {
 		return err
 	}
 	if syncing {
@@ -177,11 +213,15 @@ func (w *writer) checkpoint() error {
 }
 
 // syncAll flushes the files written since their last sync, and the
-// directory if files were created, renamed or removed, to stable storage.
+// directory if files were created, renamed or removed, to stable storage,
+// and runs also (if not nil) meanwhile.
 // The syncs run at once: the filesystem can commit them together, so a
 // checkpoint costs about one sync however many files it covers.
-func (w *writer) syncAll() error {
+func (w *writer) syncAll(also func() error) error {
 	var todo []func() error
+	if also != nil {
+		todo = append(todo, also)
+	}
 	for _, of := range w.files {
 		if of.f.Dirty() {
 			todo = append(todo, of.f.Sync)
@@ -211,44 +251,91 @@ func (w *writer) syncAll() error {
 // if needed. A file that replaces one rotated since the last checkpoint
 // needs no checkpoint: the state marks the rotated one (FileState.Rotating).
 func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) {
+	if w.last != nil && w.last.source == source {
+		return w.last, nil
+	}
 	if of, ok := w.files[source]; ok {
+		w.last = of
 		return of, nil
 	}
-	rotated := w.rotated[source]
-	delete(w.rotated, source)
-	if len(w.files) >= maxOpen {
-		if err := w.retry(ctx, "checkpoint", w.checkpoint); err != nil {
-			return nil, err
-		}
-		for s, of := range w.files {
-			of.f.Close()
-			delete(w.files, s)
-		}
-		clear(w.rotated)
-		rotated = false
-	}
-	name := logfile.FileName(source)
-	var f *logfile.File
-	err := w.retry(ctx, "disk trouble", func() error {
-		var err error
-		f, err = logfile.Open(w.cfg.LogDir, name)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	of := &openFile{source: source, f: f}
-	w.files[source] = of
-	w.dirChanged = true
-	if rotated {
-		// The state marks the file rotated under this name: what this
-		// one holds is all after its checkpoint.
-		return of, nil
+	of, listed, err := w.open(ctx, source)
+	if err != nil || listed {
+		return of, err
 	}
 	if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
 		return nil, err
 	}
 	return of, nil
+}
+
+// openAll opens the files of the sources of recs' entries that are not
+// open, up to the first gap (whose line goes into the files open at that
+// moment), with one checkpoint for them all rather than one each.
+func (w *writer) openAll(ctx context.Context, recs []logproto.Record) error {
+	unlisted := false
+	prev := ""
+	for i := range recs {
+		r := &recs[i]
+		if r.Type == logproto.TypeGap {
+			break
+		}
+		if r.Type != "" || i > 0 && r.Source == prev {
+			continue
+		}
+		prev = r.Source
+		if _, ok := w.files[r.Source]; ok {
+			continue
+		}
+		if len(w.files) >= maxOpen {
+			break // fileFor closes them all first
+		}
+		_, listed, err := w.open(ctx, r.Source)
+		if err != nil {
+			return err
+		}
+		unlisted = unlisted || !listed
+	}
+	if !unlisted {
+		return nil
+	}
+	return w.retry(ctx, "disk trouble", w.checkpoint)
+}
+
+// open opens source's file, closing every file first (after a
+// checkpoint) when maxOpen are open. listed reports whether the state
+// covers the file as it is (it replaces one the state marks rotated);
+// otherwise the caller checkpoints before anything is written to it.
+func (w *writer) open(ctx context.Context, source string) (of *openFile, listed bool, err error) {
+	rotated := w.rotated[source]
+	delete(w.rotated, source)
+	if len(w.files) >= maxOpen {
+		if err := w.retry(ctx, "checkpoint", w.checkpoint); err != nil {
+			return nil, false, err
+		}
+		for s, of := range w.files {
+			of.f.Close()
+			delete(w.files, s)
+		}
+		w.last = nil
+		clear(w.rotated)
+		rotated = false
+	}
+	name := logfile.FileName(source)
+	var f *logfile.File
+	err = w.retry(ctx, "disk trouble", func() error {
+		var err error
+		f, err = logfile.Open(w.cfg.LogDir, name)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	of = &openFile{source: source, f: f}
+	w.files[source] = of
+	w.dirChanged = true
+	// A file replacing one the state marks rotated holds only lines
+	// after its checkpoint.
+	return of, rotated, nil
 }
 
 // appendLine formats one entry line: <RFC3339 time> <source> <msg>, with
@@ -338,6 +425,7 @@ func (w *writer) rotate(ctx context.Context, of *openFile) error {
 	w.dirChanged = true
 	of.f.Close()
 	delete(w.files, of.source)
+	w.last = nil
 	w.rotated[of.source] = true
 	// The new file is created while the rotated one still exists, before
 	// compression or the quota may remove it: so it cannot get the
@@ -431,4 +519,5 @@ func (w *writer) closeAll() {
 		of.f.Close()
 		delete(w.files, s)
 	}
+	w.last = nil
 }
