@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/lklog/lklog/internal/logproto"
 )
 
@@ -76,7 +78,7 @@ func SaveState(dir string, s State) error {
 // replace the state file. Writing it needs nothing else to be on the
 // disk yet, so it can be done while the log files are synced; only the
 // rename must wait for them.
-type pendingState struct{ tmp, dst string }
+type pendingState struct{ pf *renameio.PendingFile }
 
 func writePending(dir string, s State) (*pendingState, error) {
 	s.Version = stateVersion
@@ -86,37 +88,29 @@ func writePending(dir string, s State) (*pendingState, error) {
 	}
 	b = append(b, '\n')
 	// The temporary file goes in dir itself, so that the rename is
-	// atomic: ".logwrite.state" and random digits.
-	f, err := os.CreateTemp(dir, "."+StateName+"*")
+	// atomic (renameio names it ".logwrite.state" and random digits).
+	pf, err := renameio.NewPendingFile(filepath.Join(dir, StateName), renameio.WithTempDir(dir), renameio.WithStaticPermissions(0o644))
 	if err != nil {
 		return nil, fmt.Errorf("saving state: %w", err)
 	}
-	p := &pendingState{tmp: f.Name(), dst: filepath.Join(dir, StateName)}
-	err = f.Chmod(0o644)
-	if err == nil {
-		_, err = f.Write(b)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if _, err = pf.Write(b); err == nil {
+		err = pf.Sync()
 	}
 	if err != nil {
-		p.discard()
+		pf.Cleanup()
 		return nil, fmt.Errorf("saving state: %w", err)
 	}
-	return p, nil
+	return &pendingState{pf}, nil
 }
 
 // replace puts the pending state in place of the state file.
 func (p *pendingState) replace() error {
-	if err := os.Rename(p.tmp, p.dst); err != nil {
-		p.discard()
+	if err := p.pf.CloseAtomicallyReplace(); err != nil {
+		p.pf.Cleanup()
 		return fmt.Errorf("saving state: %w", err)
 	}
 	return nil
 }
 
 // discard removes the pending state.
-func (p *pendingState) discard() { os.Remove(p.tmp) }
+func (p *pendingState) discard() { p.pf.Cleanup() }
