@@ -36,8 +36,11 @@ var ErrClosed = errors.New("memlogd closed the connection: it was stopped or res
 // record: memlogd went away in the middle. It wraps ErrClosed.
 var ErrTruncated = fmt.Errorf("%w before the end of the dump", ErrClosed)
 
-// HelloTimeout bounds the wait for the first reply record.
-const HelloTimeout = 5 * time.Second
+// HelloTimeout bounds the wait for the first reply record. It only has
+// to catch a memlogd that accepts and never answers: one on a starved
+// machine (a VM on a busy host) can take several seconds, and a client
+// that gives up on it fails where waiting would have worked.
+const HelloTimeout = 30 * time.Second
 
 func hungUp(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
