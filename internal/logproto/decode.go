@@ -752,15 +752,3 @@ func strMask(x, hi uint64) uint64 {
 	// drops bytes that had the high bit set already.
 	return (((x-lsb*0x20)|(q-lsb)|(bs-lsb))&^x | x&hi) & msb
 }
-
-// plain8 reports whether the eight bytes of x are all printable ASCII
-// (0x20-0x7e) and none is '\\' or special.
-func plain8(x uint64, special byte) bool {
-	low := (x - lsb*0x20) & ^x // a byte below 0x20
-	high := (x + lsb*0x01) | x // a byte of 0x7f or more
-	bs := x ^ (lsb * '\\')
-	bs = (bs - lsb) & ^bs // a byte equal to '\\'
-	sp := x ^ (lsb * uint64(special))
-	sp = (sp - lsb) & ^sp // a byte equal to special
-	return (low|high|bs|sp)&msb == 0
-}

@@ -3,8 +3,10 @@ package logproto
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lklog/lklog/internal/ring"
 )
@@ -36,6 +38,10 @@ func checkString(t *testing.T, s string) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("AppendString(%q) = %s, encoding/json: %s", s, got, want)
 	}
+	_, lossy := appendString(nil, []byte(s))
+	if _, wantLossy := appendStringRef(nil, []byte(s)); lossy != wantLossy || lossy == utf8.ValidString(s) {
+		t.Fatalf("appendString(%q) lossy %v, the former %v", s, lossy, wantLossy)
+	}
 }
 
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
@@ -50,6 +56,13 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 func FuzzAppendString(f *testing.F) {
 	for _, s := range stringSeeds {
 		f.Add(s)
+	}
+	// Bytes to escape at every place of a word and of a double word.
+	for _, c := range []string{"\"", "&", "<", ">", "\\", "\x00", "\x1f", "\x7f", "\xff", "\xc3\xa9", "\xe2\x80\xa8", "\xe2\x80\xa9", "\xed\xa0\x80", "\xef\xbf\xbd", "\xf0\x9f\x98\x80"} {
+		for pos := range 17 {
+			b := strings.Repeat("0123456789abcdef", 2)
+			f.Add(b[:pos] + c + b[pos:])
+		}
 	}
 	f.Fuzz(func(t *testing.T, s string) { checkString(t, s) })
 }
@@ -143,4 +156,44 @@ func BenchmarkEncodingJSON80(b *testing.B) {
 		enc.Encode(v)
 	}
 	b.SetBytes(int64(buf.Len()))
+}
+
+// appendLegacyRef is AppendLegacy with the former string encoder.
+func appendLegacyRef(enc *Encoder, dst []byte, e *ring.Entry) []byte {
+	dst = append(dst, `{"time":`...)
+	dst = enc.Time.Append(dst, e.Time)
+	dst = append(dst, `,"source":`...)
+	dst, _ = appendStringRef(dst, e.Source)
+	dst = append(dst, `,"msg":`...)
+	dst, _ = appendStringRef(dst, e.Msg)
+	return append(dst, '}', '\n')
+}
+
+func benchLegacy(b *testing.B, msg string, appendLegacy func(*Encoder, []byte, *ring.Entry) []byte) {
+	var enc Encoder
+	e := ring.Entry{Time: time.Now().UnixNano(), Source: []byte("svc0.out"), Msg: []byte(msg)}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendLegacy(&enc, buf[:0], &e)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkLegacyEntry: the legacy record of an entry with an 80-byte
+// message of text, against the former string encoder (...Former).
+func BenchmarkLegacyEntry(b *testing.B) {
+	benchLegacy(b, benchMsgASCII[:80], (*Encoder).AppendLegacy)
+}
+
+func BenchmarkLegacyEntryFormer(b *testing.B) {
+	benchLegacy(b, benchMsgASCII[:80], appendLegacyRef)
+}
+
+func BenchmarkLegacyEntryUTF8(b *testing.B) {
+	benchLegacy(b, benchMsgUTF8, (*Encoder).AppendLegacy)
+}
+
+func BenchmarkLegacyEntryUTF8Former(b *testing.B) {
+	benchLegacy(b, benchMsgUTF8, appendLegacyRef)
 }
