@@ -161,6 +161,7 @@ type TimeFormatter struct {
 	Loc  *time.Location // nil means time.Local, as a time from time.Now
 	last int64
 	buf  []byte
+	text TextFormatter // formats the second once
 }
 
 // Append appends the quoted time.
@@ -171,7 +172,7 @@ func (f *TimeFormatter) Append(dst []byte, ns int64) []byte {
 			loc = time.Local
 		}
 		f.buf = append(f.buf[:0], '"')
-		f.buf = time.Unix(0, ns).In(loc).AppendFormat(f.buf, time.RFC3339Nano)
+		f.buf = f.text.AppendTime(f.buf, time.Unix(0, ns).In(loc))
 		f.buf = append(f.buf, '"')
 		f.last = ns
 	}

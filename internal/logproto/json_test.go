@@ -3,6 +3,7 @@ package logproto
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -158,10 +159,13 @@ func BenchmarkEncodingJSON80(b *testing.B) {
 	b.SetBytes(int64(buf.Len()))
 }
 
-// appendLegacyRef is AppendLegacy with the former string encoder.
-func appendLegacyRef(enc *Encoder, dst []byte, e *ring.Entry) []byte {
+// legacyRef is the former legacy encoder: its time formatter and string
+// encoder.
+type legacyRef struct{ time timeFormatterRef }
+
+func (enc *legacyRef) appendLegacy(dst []byte, e *ring.Entry) []byte {
 	dst = append(dst, `{"time":`...)
-	dst = enc.Time.Append(dst, e.Time)
+	dst = enc.time.append(dst, e.Time)
 	dst = append(dst, `,"source":`...)
 	dst, _ = appendStringRef(dst, e.Source)
 	dst = append(dst, `,"msg":`...)
@@ -169,31 +173,54 @@ func appendLegacyRef(enc *Encoder, dst []byte, e *ring.Entry) []byte {
 	return append(dst, '}', '\n')
 }
 
-func benchLegacy(b *testing.B, msg string, appendLegacy func(*Encoder, []byte, *ring.Entry) []byte) {
+func benchLegacy(b *testing.B, msg string, former bool) {
 	var enc Encoder
-	e := ring.Entry{Time: time.Now().UnixNano(), Source: []byte("svc0.out"), Msg: []byte(msg)}
+	var ref legacyRef
+	var es []ring.Entry
+	t0 := time.Now().UnixNano()
+	for i := range 1024 {
+		// A new time every 8 entries, as memlogd's reads give them.
+		es = append(es, ring.Entry{Time: t0 + int64(i/8)*1237, Source: []byte(fmt.Sprintf("svc%d.out", i%4)), Msg: []byte(msg)})
+	}
 	var buf []byte
 	b.ReportAllocs()
+	i := 0
 	for b.Loop() {
-		buf = appendLegacy(&enc, buf[:0], &e)
+		if former {
+			buf = ref.appendLegacy(buf[:0], &es[i&1023])
+		} else {
+			buf = enc.AppendLegacy(buf[:0], &es[i&1023])
+		}
+		i++
 	}
 	b.SetBytes(int64(len(buf)))
 }
 
-// BenchmarkLegacyEntry: the legacy record of an entry with an 80-byte
-// message of text, against the former string encoder (...Former).
-func BenchmarkLegacyEntry(b *testing.B) {
-	benchLegacy(b, benchMsgASCII[:80], (*Encoder).AppendLegacy)
-}
+// BenchmarkLegacyEntry: legacy records of entries with an 80-byte message
+// of text, against the former encoder (...Former).
+func BenchmarkLegacyEntry(b *testing.B)       { benchLegacy(b, benchMsgASCII[:80], false) }
+func BenchmarkLegacyEntryFormer(b *testing.B) { benchLegacy(b, benchMsgASCII[:80], true) }
 
-func BenchmarkLegacyEntryFormer(b *testing.B) {
-	benchLegacy(b, benchMsgASCII[:80], appendLegacyRef)
-}
+func BenchmarkLegacyEntryUTF8(b *testing.B)       { benchLegacy(b, benchMsgUTF8, false) }
+func BenchmarkLegacyEntryUTF8Former(b *testing.B) { benchLegacy(b, benchMsgUTF8, true) }
 
-func BenchmarkLegacyEntryUTF8(b *testing.B) {
-	benchLegacy(b, benchMsgUTF8, (*Encoder).AppendLegacy)
-}
-
-func BenchmarkLegacyEntryUTF8Former(b *testing.B) {
-	benchLegacy(b, benchMsgUTF8, appendLegacyRef)
+// FuzzTimeFormatter: the legacy record's time is encoding/json's, also
+// with the formatter's caches warm from the time before.
+func FuzzTimeFormatter(f *testing.F) {
+	f.Add(int64(1763784000123456789), int64(1763784000123456789), 0)
+	f.Add(int64(1763784000123456789), int64(1763784000000000001), 3600)
+	f.Add(int64(-1), int64(1), -1800)
+	f.Fuzz(func(t *testing.T, a, b int64, off int) {
+		off = off % 86400 / 60 * 60
+		enc := Encoder{Time: TimeFormatter{Loc: time.FixedZone("", off)}}
+		for _, ns := range []int64{a, b, a} {
+			want, err := time.Unix(0, ns).In(enc.Time.Loc).MarshalJSON()
+			if err != nil {
+				continue // outside RFC 3339's years
+			}
+			if got := enc.Time.Append(nil, ns); !bytes.Equal(got, want) {
+				t.Fatalf("%d: %s, encoding/json %s", ns, got, want)
+			}
+		}
+	})
 }

@@ -186,3 +186,20 @@ func jsonPlain8Ref(x uint64) bool {
 	low := (x - lsb*0x20) & ^x
 	return (low|x|eq('"')|eq('\\')|eq('<')|eq('>')|eq('&'))&msb == 0
 }
+
+// timeFormatterRef is the former TimeFormatter: time.AppendFormat for
+// each new time.
+type timeFormatterRef struct {
+	last int64
+	buf  []byte
+}
+
+func (f *timeFormatterRef) append(dst []byte, ns int64) []byte {
+	if f.buf == nil || ns != f.last {
+		f.buf = append(f.buf[:0], '"')
+		f.buf = time.Unix(0, ns).AppendFormat(f.buf, time.RFC3339Nano)
+		f.buf = append(f.buf, '"')
+		f.last = ns
+	}
+	return append(dst, f.buf...)
+}
