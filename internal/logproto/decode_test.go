@@ -2,6 +2,7 @@ package logproto
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -381,4 +382,44 @@ func TestDecodeTimeCache(t *testing.T) {
 	if d.entry != uint64(n) {
 		t.Errorf("%d of %d on the entry path", d.entry, n)
 	}
+}
+
+// digitsRef is digits8 a byte at a time.
+func digitsRef(b []byte) (int64, int) {
+	var v int64
+	n := 0
+	for n < 8 && b[n] >= '0' && b[n] <= '9' {
+		v = v*10 + int64(b[n]-'0')
+		n++
+	}
+	return v, n
+}
+
+func checkDigits8(t *testing.T, b []byte) {
+	v, n := digits8(binary.LittleEndian.Uint64(b))
+	if wv, wn := digitsRef(b); v != wv || n != wn {
+		t.Fatalf("digits8(%q) = %d, %d; want %d, %d", b, v, n, wv, wn)
+	}
+}
+
+func TestDigits8(t *testing.T) {
+	// Every byte value at every place of an otherwise all-digit word.
+	for pos := range 8 {
+		for c := range 256 {
+			b := []byte("73921845")
+			b[pos] = byte(c)
+			checkDigits8(t, b)
+		}
+	}
+}
+
+func FuzzDigits8(f *testing.F) {
+	for _, s := range []string{"00000000", "99999999", "12345678", "1234567Z", "1Z000000", "Z1234567", "0000000/", "9999999:", "\xff2345678"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) >= 8 {
+			checkDigits8(t, b[:8])
+		}
+	})
 }

@@ -70,12 +70,15 @@ func (d *Decoder) decodeEntry(b []byte, r *Record) bool {
 	if !lit(b, i, `,"facility":`) {
 		return false
 	}
-	if r.Facility, i, ok = parseInt(b, i+12); !ok || !lit(b, i, `,"severity":`) {
+	var n uint64
+	if n, i, ok = smallUint(b, i+12); !ok || n > 1<<62 || !lit(b, i, `,"severity":`) {
 		return false
 	}
-	if r.Severity, i, ok = parseInt(b, i+12); !ok {
+	r.Facility = int(n)
+	if n, i, ok = smallUint(b, i+12); !ok || n > 1<<62 {
 		return false
 	}
+	r.Severity = int(n)
 	if lit(b, i, `,"pid":`) {
 		if r.PID, i, ok = parseInt(b, i+7); !ok {
 			return false
@@ -216,6 +219,12 @@ func (d *Decoder) timeAt(v []byte) (time.Time, int, bool) {
 	if v[k] == '.' {
 		k++
 		start := k
+		if len(v)-k >= 8 {
+			// Up to eight digits at once.
+			var m int
+			nsec, m = digits8(le.Uint64(v[k:]))
+			k += m
+		}
 		for k < len(v) && k-start < 10 && v[k] >= '0' && v[k] <= '9' {
 			nsec = nsec*10 + int64(v[k]-'0')
 			k++
@@ -294,4 +303,38 @@ func (d *Decoder) newSecond(v []byte) bool {
 	d.secValid = true
 	d.zoneValid = false
 	return true
+}
+
+// digits8 returns the value of the decimal digits x starts with (its
+// bytes in memory order) and how many there are, at most eight.
+func digits8(x uint64) (int64, int) {
+	t := x - lsb*'0'
+	// A byte's high bit is set if it is not a digit (below '0': the
+	// subtraction wrapped; above '9': adding 0x76 reaches 0x80), or
+	// possibly if a lower byte was not: the lowest one is exact.
+	n := bits.TrailingZeros64((t|(t+lsb*0x76))&msb) >> 3
+	if n == 0 {
+		return 0, 0
+	}
+	// The n digits into the high bytes, zeros below them as leading
+	// digits; then digits into pairs, and pairs into the whole.
+	t <<= 64 - 8*uint(n)
+	t = t*10 + t>>8
+	t = ((t&0x000000ff000000ff)*(100+1000000<<32) + (t>>16&0x000000ff000000ff)*(1+10000<<32)) >> 32
+	return int64(t), n
+}
+
+// smallUint is parseUint for the one- or two-digit numbers most fields
+// hold, inline; others go to parseUint.
+func smallUint(b []byte, i int) (uint64, int, bool) {
+	if i+2 < len(b) {
+		c0, c1 := b[i]-'0', b[i+1]
+		if c0 <= 9 && (c1 == ',' || c1 == '}') {
+			return uint64(c0), i + 1, true
+		}
+		if c0-1 <= 8 && c1-'0' <= 9 && (b[i+2] == ',' || b[i+2] == '}') {
+			return uint64(c0*10 + c1 - '0'), i + 2, true
+		}
+	}
+	return parseUint(b, i)
 }
