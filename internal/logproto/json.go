@@ -119,8 +119,9 @@ func plainJSONUTF8(b []byte) int {
 }
 
 // scanJSON returns the index of the first byte at or after i that
-// jsonMask flags, or of the first of the last seven bytes of s if none
-// before them is.
+// jsonMask flags, or len(s) if there is none. It may also stop at a
+// byte that needs nothing (the caller looks at each byte it stops at),
+// and for a s of fewer than eight bytes it stops at every byte.
 func scanJSON(s []byte, i int) int {
 	le := binary.LittleEndian
 	for ; i+16 <= len(s); i += 16 {
@@ -136,6 +137,15 @@ func scanJSON(s []byte, i int) int {
 		if m := jsonMask(le.Uint64(s[i:])); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3
 		}
+	}
+	if i < len(s) && len(s) >= 8 {
+		// The last word, less the bytes before i; a byte flagged
+		// there may make byte i look flagged too.
+		m := jsonMask(le.Uint64(s[len(s)-8:])) >> (8 * uint(8-(len(s)-i)))
+		if m == 0 {
+			return len(s)
+		}
+		return i + bits.TrailingZeros64(m)>>3
 	}
 	return i
 }

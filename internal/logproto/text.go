@@ -62,16 +62,14 @@ func AppendEscapedBytes(dst, b []byte, source bool) []byte {
 // AppendEscaped appends s escaped as described above; source selects
 // the escaping of ';'.
 func AppendEscaped(dst []byte, s string, source bool) []byte {
-	// In a message ';' is written as it is: looking for '\\' twice
-	// flags nothing more.
-	semi := uint64(lsb * '\\')
-	if source {
-		semi = lsb * ';'
-	}
 	b := unsafe.Slice(unsafe.StringData(s), len(s))
 	start := 0
 	for i := 0; ; {
-		i = scanText(b, i, semi)
+		if source {
+			i = scanSource(b, i)
+		} else {
+			i = scanText(b, i)
+		}
 		if i >= len(b) {
 			break
 		}
@@ -140,12 +138,13 @@ func plainUTF8(b []byte) int {
 }
 
 // scanText returns the index of the first byte at or after i that
-// textMask flags, or of the first of the last seven bytes of b if none
-// before them is.
-func scanText(b []byte, i int, semi uint64) int {
+// textMask flags, or len(b) if there is none. It may also stop at a
+// byte that needs nothing (the caller looks at each byte it stops at),
+// and for a b of fewer than eight bytes it stops at every byte.
+func scanText(b []byte, i int) int {
 	le := binary.LittleEndian
 	for ; i+16 <= len(b); i += 16 {
-		m0, m1 := textMask(le.Uint64(b[i:]), semi), textMask(le.Uint64(b[i+8:]), semi)
+		m0, m1 := textMask(le.Uint64(b[i:])), textMask(le.Uint64(b[i+8:]))
 		if m0|m1 != 0 {
 			if m0 != 0 {
 				return i + bits.TrailingZeros64(m0)>>3
@@ -154,22 +153,68 @@ func scanText(b []byte, i int, semi uint64) int {
 		}
 	}
 	for ; i+8 <= len(b); i += 8 {
-		if m := textMask(le.Uint64(b[i:]), semi); m != 0 {
+		if m := textMask(le.Uint64(b[i:])); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3
 		}
+	}
+	if i < len(b) && len(b) >= 8 {
+		// The last word, less the bytes before i; a byte flagged
+		// there may make byte i look flagged too.
+		m := textMask(le.Uint64(b[len(b)-8:])) >> (8 * uint(8-(len(b)-i)))
+		if m == 0 {
+			return len(b)
+		}
+		return i + bits.TrailingZeros64(m)>>3
+	}
+	return i
+}
+
+// scanSource returns the index of the first byte at or after i that
+// sourceMask flags, or len(b) if there is none. It may also stop at a
+// byte that needs nothing (the caller looks at each byte it stops at),
+// and for a b of fewer than eight bytes it stops at every byte.
+// (scanText for a source: also ';'.)
+func scanSource(b []byte, i int) int {
+	le := binary.LittleEndian
+	for ; i+16 <= len(b); i += 16 {
+		m0, m1 := sourceMask(le.Uint64(b[i:])), sourceMask(le.Uint64(b[i+8:]))
+		if m0|m1 != 0 {
+			if m0 != 0 {
+				return i + bits.TrailingZeros64(m0)>>3
+			}
+			return i + 8 + bits.TrailingZeros64(m1)>>3
+		}
+	}
+	for ; i+8 <= len(b); i += 8 {
+		if m := sourceMask(le.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	if i < len(b) && len(b) >= 8 {
+		// The last word, less the bytes before i; a byte flagged
+		// there may make byte i look flagged too.
+		m := sourceMask(le.Uint64(b[len(b)-8:])) >> (8 * uint(8-(len(b)-i)))
+		if m == 0 {
+			return len(b)
+		}
+		return i + bits.TrailingZeros64(m)>>3
 	}
 	return i
 }
 
 // textMask has the high bit set in the lowest byte of x that may need
-// escaping: below 0x20, DEL, '\\', non-ASCII, or the byte semi holds
-// eight of (bits above that byte may be set too); it is zero if there is
-// none.
-func textMask(x, semi uint64) uint64 {
+// escaping in a message: below 0x20, DEL, '\\' or non-ASCII (bits above
+// that byte may be set too); it is zero if there is none.
+func textMask(x uint64) uint64 {
 	bs := x ^ (lsb * '\\')
-	sc := x ^ semi
 	// As in strMask; adding one reaches the high bit from DEL.
-	return (((x-lsb*0x20)|(bs-lsb)|(sc-lsb))&^x | (x + lsb) | x) & msb
+	return (((x-lsb*0x20)|(bs-lsb))&^x | (x + lsb) | x) & msb
+}
+
+// sourceMask is textMask for a source: ';' is flagged too.
+func sourceMask(x uint64) uint64 {
+	sc := x ^ (lsb * ';')
+	return textMask(x) | (sc-lsb)&^x&msb
 }
 
 // ErrBadEscape is returned by Unescape for text that AppendEscaped
