@@ -423,3 +423,28 @@ func FuzzDigits8(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeSources: many sources in turn, among them ones the source
+// cache's hash cannot tell apart (same length, first and last eight
+// bytes), each decode to their own bytes.
+func TestDecodeSources(t *testing.T) {
+	var enc Encoder
+	var srcs []string
+	for i := range 40 {
+		srcs = append(srcs, fmt.Sprintf("svc%d.out", i), fmt.Sprintf("prefix01%cmiddle%csuffix01", 'a'+i%26, 'A'+i/26), string(rune('a'+i%26)))
+	}
+	srcs = append(srcs, "", "c\xff", "c\xfe")
+	var d Decoder
+	for pass := range 3 {
+		for i, src := range srcs {
+			e := entryFor(uint64(i+1), int64(pass), []byte(src), []byte("m"), nil, 0, 0)
+			var r Record
+			if err := d.Decode(enc.AppendEntry(nil, &e), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Source != src {
+				t.Fatalf("pass %d: source %q decoded as %q", pass, src, r.Source)
+			}
+		}
+	}
+}
