@@ -73,7 +73,18 @@ func appendString(dst, s []byte) (_ []byte, lossy bool) {
 			continue
 		}
 		if n := plainJSONUTF8(s[i:]); n > 0 {
-			i += n
+			// And the plain runes and ASCII letters, digits and
+			// spaces right after it.
+			for i += n; i < len(s); i += n {
+				if c := s[i]; c < utf8.RuneSelf {
+					if !textPlain[c] {
+						break
+					}
+					n = 1
+				} else if n = plainJSONUTF8(s[i:]); n == 0 {
+					break
+				}
+			}
 			continue
 		}
 		r, size := utf8.DecodeRune(s[i:])

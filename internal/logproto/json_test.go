@@ -64,6 +64,8 @@ func FuzzAppendString(f *testing.F) {
 			b := strings.Repeat("0123456789abcdef", 2)
 			f.Add(b[:pos] + c + b[pos:])
 		}
+		// Right after runs of UTF-8 text.
+		f.Add("Grüße, 東京 " + c + "é" + c + "x")
 	}
 	f.Fuzz(func(t *testing.T, s string) { checkString(t, s) })
 }

@@ -99,7 +99,18 @@ func AppendEscaped(dst []byte, s string, source bool) []byte {
 			continue
 		}
 		if n := plainUTF8(b[i:]); n > 0 {
-			i += n
+			// And the plain runes and ASCII letters, digits and
+			// spaces right after it.
+			for i += n; i < len(b); i += n {
+				if c := b[i]; c < utf8.RuneSelf {
+					if !textPlain[c] {
+						break
+					}
+					n = 1
+				} else if n = plainUTF8(b[i:]); n == 0 {
+					break
+				}
+			}
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
@@ -114,6 +125,16 @@ func AppendEscaped(dst []byte, s string, source bool) []byte {
 	}
 	return append(dst, s[start:]...)
 }
+
+// textPlain[c] is true for the ASCII bytes that text between non-ASCII
+// runes is mostly made of, and that are written as they are (in text and
+// in JSON).
+var textPlain = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = c == ' ' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == ',' || c == '.'
+	}
+	return t
+}()
 
 // plainUTF8 returns the length of the UTF-8 sequence b starts with if it
 // is one of the common two- or three-byte ones that are valid and written

@@ -109,6 +109,9 @@ func FuzzEscape(f *testing.F) {
 			f.Add(b, false)
 			f.Add(b, true)
 		}
+		// Right after runs of UTF-8 text.
+		f.Add([]byte("Grüße, 東京 "+c+"é"+c+"x"), false)
+		f.Add([]byte("Grüße;東京 "+c+"é"+c+"x"), true)
 	}
 	f.Fuzz(func(t *testing.T, in []byte, source bool) {
 		checkEscaped(t, in, source)
