@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -99,22 +100,29 @@ func (r *Record) OrigTime() time.Time {
 // never written again, so they stay valid after later calls. A Decoder is
 // not safe for concurrent use; the zero value is ready to use.
 type Decoder struct {
-	line    []byte // DecodeView's line
-	arena   []byte
-	scratch []byte
-	sources map[string]string // interned sources
-	zones   map[int]*time.Location
-	// The last whole second parsed, as text and as time (UTC).
+	line     []byte // DecodeView's line
+	arena    []byte
+	scratch  []byte
+	b64buf   []byte
+	sources  map[string]string // interned sources
+	srcCache [1 << srcCacheBits]string
+	zones    map[int]*time.Location
+	// The last whole second parsed, as text and as Unix time, and the
+	// Unix time of its date.
 	secText  [19]byte
-	secTime  time.Time
+	secWords [3]uint64 // secText's bytes 0-7, 8-15 and 11-18
+	secUnix  int64
+	dayUnix  int64
 	secValid bool
 	// The zone of the last numeric offset parsed in that second.
 	zoneText  [6]byte
 	zoneOff   int
 	zoneLoc   *time.Location
 	zoneValid bool
-	// Fast-path statistics, for tests and benchmarks.
-	fast, slow uint64
+	// Path statistics, for tests and benchmarks: entries laid out as
+	// memlogd writes them, other records decoded by hand, records
+	// handed to encoding/json.
+	entry, fast, slow uint64
 }
 
 const (
@@ -138,8 +146,13 @@ func (d *Decoder) DecodeView(line []byte, r *Record) error {
 }
 
 func (d *Decoder) decode(line []byte, r *Record) error {
-	var b64 [3][]byte
 	*r = Record{}
+	if d.decodeEntry(line, r) {
+		d.entry++
+		return nil
+	}
+	*r = Record{}
+	var b64 [3][]byte
 	if d.decodeFast(line, r, &b64) {
 		d.fast++
 		if b64[0] != nil {
@@ -159,9 +172,9 @@ func (d *Decoder) decode(line []byte, r *Record) error {
 	return err
 }
 
-// Counts returns how many records took the fast path and how many the
-// general decoder.
-func (d *Decoder) Counts() (fast, slow uint64) { return d.fast, d.slow }
+// Counts returns how many records the Decoder decoded itself and how many
+// it handed to encoding/json.
+func (d *Decoder) Counts() (fast, slow uint64) { return d.entry + d.fast, d.slow }
 
 // str returns b as a string in the arena (or, for DecodeView, in the
 // line if b is part of it).
@@ -375,25 +388,27 @@ func (d *Decoder) parseString(b []byte, i int) ([]byte, int, bool) {
 	start := i + 1
 	ascii := true
 	j := start
-	// Eight bytes at a time while they are all printable ASCII other
-	// than '"' and '\\'.
-	for j+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[j:]), '"') {
-		j += 8
-	}
-	for ; j < len(b); j++ {
-		c := b[j]
-		if c == '"' {
+	// Eight bytes at a time to the next byte that is '"', '\\', a
+	// control byte or, until one is seen, a byte of a non-ASCII
+	// sequence (validated as a whole below).
+	hi := uint64(msb)
+scan:
+	for {
+		j = scanString(b, j, hi)
+		if j >= len(b) {
 			break
 		}
-		if c == '\\' {
+		switch c := b[j]; {
+		case c == '"':
+			break scan
+		case c == '\\':
 			return d.unquote(b, start)
-		}
-		if c < 0x20 {
+		case c < 0x20:
 			return nil, i, false
+		case c >= utf8.RuneSelf:
+			ascii, hi = false, 0
 		}
-		if c >= utf8.RuneSelf {
-			ascii = false
-		}
+		j++
 	}
 	if j >= len(b) {
 		return nil, i, false
@@ -673,86 +688,17 @@ func daysIn(m, year int) int {
 }
 
 // parseTime parses a JSON string holding an RFC 3339 time as
-// time.Time's UnmarshalJSON does, for the forms memlogd writes:
-// YYYY-MM-DDTHH:MM:SS, 1 to 9 fraction digits, then Z or +HH:MM/-HH:MM.
+// time.Time's UnmarshalJSON does, for the forms timeAt reads.
 func (d *Decoder) parseTime(b []byte, i int) (time.Time, int, bool) {
 	v, j, ok := rawString(b, i)
-	if !ok || len(v) < 20 {
+	if !ok {
 		return time.Time{}, i, false
 	}
-	cached := d.secValid && string(v[:19]) == string(d.secText[:])
-	if !cached {
-		if v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' {
-			return time.Time{}, i, false
-		}
-		y1, ok1 := digits2(v[0:2])
-		y2, ok2 := digits2(v[2:4])
-		mon, ok3 := digits2(v[5:7])
-		day, ok4 := digits2(v[8:10])
-		hh, ok5 := digits2(v[11:13])
-		mm, ok6 := digits2(v[14:16])
-		ss, ok7 := digits2(v[17:19])
-		if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
-			return time.Time{}, i, false
-		}
-		year := y1*100 + y2
-		if mon < 1 || mon > 12 || day < 1 || day > daysIn(mon, year) || hh > 23 || mm > 59 || ss > 59 {
-			return time.Time{}, i, false
-		}
-		d.secTime = time.Date(year, time.Month(mon), day, hh, mm, ss, 0, time.UTC)
-		copy(d.secText[:], v[:19])
-		d.secValid = true
-		d.zoneValid = false
-	}
-	rest := v[19:]
-	nsec := 0
-	if rest[0] == '.' {
-		k := 1
-		for k < len(rest) && rest[k] >= '0' && rest[k] <= '9' {
-			k++
-		}
-		n := k - 1
-		if n < 1 || n > 9 {
-			return time.Time{}, i, false
-		}
-		for _, c := range rest[1:k] {
-			nsec = nsec*10 + int(c-'0')
-		}
-		for ; n < 9; n++ {
-			nsec *= 10
-		}
-		rest = rest[k:]
-	}
-	t := d.secTime.Add(time.Duration(nsec))
-	if len(rest) == 1 && rest[0] == 'Z' {
-		return t, j, true
-	}
-	if len(rest) != 6 || (rest[0] != '+' && rest[0] != '-') || rest[3] != ':' {
+	t, n, ok := d.timeAt(v)
+	if !ok || n != len(v) {
 		return time.Time{}, i, false
 	}
-	if cached && d.zoneValid && string(rest) == string(d.zoneText[:]) {
-		// Same second, same offset: the same zone.
-		return t.Add(-time.Duration(d.zoneOff) * time.Second).In(d.zoneLoc), j, true
-	}
-	oh, okh := digits2(rest[1:3])
-	om, okm := digits2(rest[4:6])
-	if !okh || !okm || oh > 23 || om > 59 {
-		return time.Time{}, i, false
-	}
-	off := (oh*60 + om) * 60
-	if rest[0] == '-' {
-		off = -off
-	}
-	t = t.Add(-time.Duration(off) * time.Second)
-	// As time.Parse: the local zone if it has this offset at that time,
-	// else a zone of this offset with no name.
-	loc := time.Local
-	if _, lo := t.In(time.Local).Zone(); lo != off {
-		loc = d.zone(off)
-	}
-	copy(d.zoneText[:], rest)
-	d.zoneOff, d.zoneLoc, d.zoneValid = off, loc, true
-	return t.In(loc), j, true
+	return t, j, true
 }
 
 func (d *Decoder) zone(off int) *time.Location {
@@ -773,14 +719,36 @@ const (
 	msb = 0x8080808080808080
 )
 
-// plain8 reports whether the eight bytes of x are all printable ASCII
-// (0x20-0x7e) and none is '\\' or special.
-func plain8(x uint64, special byte) bool {
-	low := (x - lsb*0x20) & ^x // a byte below 0x20
-	high := (x + lsb*0x01) | x // a byte of 0x7f or more
+// scanString returns the index of the first byte at or after j that
+// strMask flags, or of the first of the last seven bytes of b if none
+// before them is.
+func scanString(b []byte, j int, hi uint64) int {
+	le := binary.LittleEndian
+	for ; j+16 <= len(b); j += 16 {
+		m0, m1 := strMask(le.Uint64(b[j:]), hi), strMask(le.Uint64(b[j+8:]), hi)
+		if m0|m1 != 0 {
+			if m0 != 0 {
+				return j + bits.TrailingZeros64(m0)>>3
+			}
+			return j + 8 + bits.TrailingZeros64(m1)>>3
+		}
+	}
+	for ; j+8 <= len(b); j += 8 {
+		if m := strMask(le.Uint64(b[j:]), hi); m != 0 {
+			return j + bits.TrailingZeros64(m)>>3
+		}
+	}
+	return j
+}
+
+// strMask has the high bit set in the lowest byte of x that is '"',
+// '\\' or below 0x20, or at or above 0x80 if hi is msb (bits above
+// that byte may be set too); it is zero if there is none.
+func strMask(x, hi uint64) uint64 {
+	q := x ^ (lsb * '"')
 	bs := x ^ (lsb * '\\')
-	bs = (bs - lsb) & ^bs // a byte equal to '\\'
-	sp := x ^ (lsb * uint64(special))
-	sp = (sp - lsb) & ^sp // a byte equal to special
-	return (low|high|bs|sp)&msb == 0
+	// A subtraction sets a byte's high bit if the byte is below the
+	// subtrahend, or if it borrowed from a lower byte that was; &^ x
+	// drops bytes that had the high bit set already.
+	return (((x-lsb*0x20)|(q-lsb)|(bs-lsb))&^x | x&hi) & msb
 }

@@ -2,6 +2,7 @@ package logproto
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -52,6 +53,16 @@ func checkDecode(t *testing.T, line []byte) (fast bool) {
 		}
 		fast = true
 	}
+	// The entry path, where it answers, agrees too.
+	var re Record
+	if new(Decoder).decodeEntry(line, &re) {
+		if werr != nil {
+			t.Fatalf("%q: entry path accepted what encoding/json refuses (%v): %+v", line, werr, re)
+		}
+		if !sameRecord(re, want) {
+			t.Fatalf("%q:\nentry   %+v\ngeneral %+v", line, re, want)
+		}
+	}
 	// Decode and DecodeView as a whole always agree, also with a
 	// decoder that has seen other lines.
 	for _, dd := range []*Decoder{&d, sharedDecoder} {
@@ -94,6 +105,32 @@ var decodeSeeds = []string{
 	`{"msg":"ctl ` + "\x01" + `"}`, `{"msg":"\u0000"}`, `{"msg":"unterminated}`, `{"msg":"bad \q"}`,
 	`{"source":"c\ufffd","source_b64":"Y/8="}`, `{"source_b64":"!!"}`, `{"msg_b64":""}`, `{"msg_b64":null}`, `{"sd_b64":"W3hd"}`,
 	`{"source":"a","source":"b"}`, `{"seq":1,"seq":2}`,
+	// Near the entry layout: in order, out of order, cut short, doubled.
+	`{"seq":7,"time":"2026-11-22T04:56:27Z","source":"a\u0041","source_b64":"Y/8=","msg":"\ufffd","msg_b64":"/w==","facility":1,"severity":2,"pid":-3,"ts":"2026-11-22T04:56:26.5+01:00","sd":"[x]","sd_b64":"W3hd","truncated":true,"partial":true,"raw":true}`,
+	`{"seq":7,"time":"2026-11-22T04:56:27Z","source":"a","msg":"m","facility":1,"severity":2,"raw":true,"pid":3}`,
+	`{"seq":7,"time":"2026-11-22T04:56:27Z","source":"a","msg":"m","facility":1,"severity":2,"pid":3,"pid":4}`,
+	`{"seq":7,"time":"2026-11-22T04:56:27Z","source":"a","msg":"m","severity":2,"facility":1}`,
+	`{"seq":7,"time":"2026-11-22T04:56:27Z","source":"a","msg":"m","facility":1,"severity":2,"truncated":false}`,
+	`{"seq":7,"time":"2026-11-22T04:56:27Z","source":"a","msg":"m","facility":1,"severity":2} `,
+	`{"seq":7,"time":"2026-11-22T04:56:27Z","source":"a","msg":"m","facility":1,"severity":2}}`,
+	`{"seq":7,"time":"2026-11-22T04:56:27Z","source":"a","msg":"m","facility":1,"severity":2`,
+	`{"seq":7,"time":"2026-11-22T04:56:27Z","source":"a","msg":"m","facility":1}`,
+	`{"seq":7,"time":"2026-11-22T04:56:27Z" ,"source":"a","msg":"m","facility":1,"severity":2}`,
+	`{"seq":7,"time":"2026-11-22T04:56:27Z","source":"a","msg":"m","facility":1,"severity":2,"ts":"2026-11-22T04:56:27Z\u0022}`,
+	`{"seq":7,"time":"2026-11-22T04:56:27.1234567890Z","source":"a","msg":"m","facility":1,"severity":2}`,
+	`{"seq":7,"time":"2026-11-22T04:56:27.Z","source":"a","msg":"m","facility":1,"severity":2}`,
+	`{"seq":7,"time":"2026-11-22T04:56:27+01:0","source":"a","msg":"m","facility":1,"severity":2}`,
+	`{"seq":7,"time":"2026-11-22T04:56:27+01:00Z","source":"a","msg":"m","facility":1,"severity":2}`,
+	`{"seq":7,"time":"2026-11-23T04:56:27-01:00","source":"a","msg":"m","facility":1,"severity":2}`,
+	`{"seq":7,"time":"2026-11-23T04:56:27+24:00","source":"a","msg":"m","facility":1,"severity":2}`,
+	`{"seq":7,"time":"2026-11-23T04:56:28Z","source":"a","msg":"m","facility":1,"severity":2,"sd_b64":"W3hd"}`,
+	`{"seq":7,"time":"2026-11-23T04:56:28Z","source":"a","source_b64":"!","msg":"m","facility":1,"severity":2}`,
+	`{"seq":7,"time":"2026-11-23T04:56:28Z","source":"a","source_b64":null,"msg":"m","facility":1,"severity":2}`,
+	`{"time":"2026-11-23T04:56:28Z","source":"a","source_b64":"Y/8=","msg":"m"}`,
+	`{"time":"2026-11-23T04:56:28Z","source":"a","msg":"m","msg_b64":"Y/8="}`,
+	`{"time":"2026-11-23T04:56:28Z","source":"a","msg":"m","facility":1}`,
+	`{"time":"2026-11-23T04:56:28Z","source":"a","msg":"m"`,
+	`{"seq":1,"time":"2026-11-23T04:56:28Z","source":"` + "\xff" + `","msg":"` + "\xfe" + `","facility":1,"severity":2}`,
 }
 
 func TestDecodeMatchesEncodingJSON(t *testing.T) {
@@ -130,6 +167,11 @@ func TestDecodeFastPath(t *testing.T) {
 	}
 	if fast, slow := d.Counts(); slow != 0 || fast != uint64(len(lines)) {
 		t.Errorf("counts: %d fast, %d slow", fast, slow)
+	}
+	// Entries, extended and legacy, take the entry path; the hello, gap,
+	// end and error records the general one.
+	if want := uint64(len(lines) - 4); d.entry != want {
+		t.Errorf("%d records on the entry path, want %d", d.entry, want)
 	}
 }
 
@@ -258,6 +300,41 @@ func BenchmarkDecoder(b *testing.B) {
 	b.SetBytes(int64(len(lines[0])))
 }
 
+// BenchmarkDecoderView: DecodeView, strings pointing into the line.
+func BenchmarkDecoderView(b *testing.B) {
+	lines := benchLines(1024)
+	var d Decoder
+	var r Record
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := d.DecodeView(lines[i&1023], &r); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.SetBytes(int64(len(lines[0])))
+}
+
+// BenchmarkDecoderGeneral is the baseline of the entry path: the general
+// hand-written path (any key order), which was the whole Decoder before.
+func BenchmarkDecoderGeneral(b *testing.B) {
+	lines := benchLines(1024)
+	var d Decoder
+	var r Record
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		var b64 [3][]byte
+		r = Record{}
+		if !d.decodeFast(lines[i&1023], &r, &b64) {
+			b.Fatal("general path refused an entry")
+		}
+		i++
+	}
+	b.SetBytes(int64(len(lines[0])))
+}
+
 // BenchmarkDecodeEncodingJSON is the baseline: encoding/json, as the
 // decoder was before.
 func BenchmarkDecodeEncodingJSON(b *testing.B) {
@@ -272,4 +349,102 @@ func BenchmarkDecodeEncodingJSON(b *testing.B) {
 		i++
 	}
 	b.SetBytes(int64(len(lines[0])))
+}
+
+// TestDecodeTimeCache: one decoder, times that move by a nanosecond, a
+// second, across midnight, a day at the same time of day, a month, a leap
+// day and a year, in several zones: every one decodes as encoding/json
+// decodes it, whatever the decoder's cached second, date and zone.
+func TestDecodeTimeCache(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.Local, time.FixedZone("", 5*3600+1800), time.FixedZone("X", -7*3600)}
+	steps := []time.Duration{0, 1, time.Second, 999999999, 24 * time.Hour, 31 * 24 * time.Hour, 365 * 24 * time.Hour, time.Hour, -time.Second}
+	var d Decoder
+	tm := time.Date(2024, 2, 28, 23, 59, 58, 0, time.UTC)
+	n := 0
+	for range 4 {
+		for _, step := range steps {
+			tm = tm.Add(step)
+			for _, loc := range zones {
+				ts := tm.In(loc).Format(time.RFC3339Nano)
+				line := []byte(`{"seq":1,"time":"` + ts + `","source":"s","msg":"m","facility":1,"severity":2,"ts":"` + ts + `"}`)
+				want, err := DecodeRecord(line)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var r Record
+				if err := d.Decode(line, &r); err != nil || !sameRecord(r, want) {
+					t.Fatalf("%s: Decode %+v, %v; want %+v", line, r, err, want)
+				}
+				n++
+			}
+		}
+	}
+	if d.entry != uint64(n) {
+		t.Errorf("%d of %d on the entry path", d.entry, n)
+	}
+}
+
+// digitsRef is digits8 a byte at a time.
+func digitsRef(b []byte) (int64, int) {
+	var v int64
+	n := 0
+	for n < 8 && b[n] >= '0' && b[n] <= '9' {
+		v = v*10 + int64(b[n]-'0')
+		n++
+	}
+	return v, n
+}
+
+func checkDigits8(t *testing.T, b []byte) {
+	v, n := digits8(binary.LittleEndian.Uint64(b))
+	if wv, wn := digitsRef(b); v != wv || n != wn {
+		t.Fatalf("digits8(%q) = %d, %d; want %d, %d", b, v, n, wv, wn)
+	}
+}
+
+func TestDigits8(t *testing.T) {
+	// Every byte value at every place of an otherwise all-digit word.
+	for pos := range 8 {
+		for c := range 256 {
+			b := []byte("73921845")
+			b[pos] = byte(c)
+			checkDigits8(t, b)
+		}
+	}
+}
+
+func FuzzDigits8(f *testing.F) {
+	for _, s := range []string{"00000000", "99999999", "12345678", "1234567Z", "1Z000000", "Z1234567", "0000000/", "9999999:", "\xff2345678"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) >= 8 {
+			checkDigits8(t, b[:8])
+		}
+	})
+}
+
+// TestDecodeSources: many sources in turn, among them ones the source
+// cache's hash cannot tell apart (same length, first and last eight
+// bytes), each decode to their own bytes.
+func TestDecodeSources(t *testing.T) {
+	var enc Encoder
+	var srcs []string
+	for i := range 40 {
+		srcs = append(srcs, fmt.Sprintf("svc%d.out", i), fmt.Sprintf("prefix01%cmiddle%csuffix01", 'a'+i%26, 'A'+i/26), string(rune('a'+i%26)))
+	}
+	srcs = append(srcs, "", "c\xff", "c\xfe")
+	var d Decoder
+	for pass := range 3 {
+		for i, src := range srcs {
+			e := entryFor(uint64(i+1), int64(pass), []byte(src), []byte("m"), nil, 0, 0)
+			var r Record
+			if err := d.Decode(enc.AppendEntry(nil, &e), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Source != src {
+				t.Fatalf("pass %d: source %q decoded as %q", pass, src, r.Source)
+			}
+		}
+	}
 }

@@ -6,6 +6,7 @@ package logproto
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -40,10 +41,10 @@ func AppendString(dst, s []byte) []byte {
 func appendString(dst, s []byte) (_ []byte, lossy bool) {
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); {
-		if i+8 <= len(s) && jsonPlain8(binary.LittleEndian.Uint64(s[i:])) {
-			i += 8
-			continue
+	for i := 0; ; {
+		i = scanJSON(s, i)
+		if i >= len(s) {
+			break
 		}
 		if b := s[i]; b < utf8.RuneSelf {
 			if safe[b] {
@@ -71,6 +72,21 @@ func appendString(dst, s []byte) (_ []byte, lossy bool) {
 			start = i
 			continue
 		}
+		if n := plainJSONUTF8(s[i:]); n > 0 {
+			// And the plain runes and ASCII letters, digits and
+			// spaces right after it.
+			for i += n; i < len(s); i += n {
+				if c := s[i]; c < utf8.RuneSelf {
+					if !textPlain[c] {
+						break
+					}
+					n = 1
+				} else if n = plainJSONUTF8(s[i:]); n == 0 {
+					break
+				}
+			}
+			continue
+		}
 		r, size := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
@@ -93,6 +109,71 @@ func appendString(dst, s []byte) (_ []byte, lossy bool) {
 	return append(dst, '"'), lossy
 }
 
+// plainJSONUTF8 returns the length of the UTF-8 sequence b starts with if
+// it is one of the common two- or three-byte ones that are valid and
+// written as they are, else 0 (the caller decodes the rune).
+func plainJSONUTF8(b []byte) int {
+	c := b[0]
+	switch {
+	case c >= 0xc2 && c <= 0xdf:
+		if len(b) >= 2 && b[1]&0xc0 == 0x80 {
+			return 2
+		}
+	case c >= 0xe1 && c <= 0xef && c != 0xe2 && c != 0xed:
+		// Less U+2000-U+2FFF (0xe2: U+2028, U+2029 are escaped) and
+		// the surrogates (0xed).
+		if len(b) >= 3 && b[1]&0xc0 == 0x80 && b[2]&0xc0 == 0x80 {
+			return 3
+		}
+	}
+	return 0
+}
+
+// scanJSON returns the index of the first byte at or after i that
+// jsonMask flags, or len(s) if there is none. It may also stop at a
+// byte that needs nothing (the caller looks at each byte it stops at),
+// and for a s of fewer than eight bytes it stops at every byte.
+func scanJSON(s []byte, i int) int {
+	le := binary.LittleEndian
+	for ; i+16 <= len(s); i += 16 {
+		m0, m1 := jsonMask(le.Uint64(s[i:])), jsonMask(le.Uint64(s[i+8:]))
+		if m0|m1 != 0 {
+			if m0 != 0 {
+				return i + bits.TrailingZeros64(m0)>>3
+			}
+			return i + 8 + bits.TrailingZeros64(m1)>>3
+		}
+	}
+	for ; i+8 <= len(s); i += 8 {
+		if m := jsonMask(le.Uint64(s[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	if i < len(s) && len(s) >= 8 {
+		// The last word, less the bytes before i; a byte flagged
+		// there may make byte i look flagged too.
+		m := jsonMask(le.Uint64(s[len(s)-8:])) >> (8 * uint(8-(len(s)-i)))
+		if m == 0 {
+			return len(s)
+		}
+		return i + bits.TrailingZeros64(m)>>3
+	}
+	return i
+}
+
+// jsonMask has the high bit set in the lowest byte of x that
+// encoding/json does not write as it is (see safe) or that is not ASCII
+// (bits above that byte may be set too); it is zero if there is none.
+func jsonMask(x uint64) uint64 {
+	// '"' and '&' are 0x22 and 0x26, '<' and '>' 0x3c and 0x3e: with
+	// one bit forced, each pair is one value.
+	qa := (x | lsb*0x04) ^ (lsb * 0x26)
+	lg := (x | lsb*0x02) ^ (lsb * 0x3e)
+	bs := x ^ (lsb * '\\')
+	// As in strMask.
+	return (((x-lsb*0x20)|(qa-lsb)|(lg-lsb)|(bs-lsb))&^x | x) & msb
+}
+
 // TimeFormatter formats Unix-nanosecond times as JSON strings the way
 // encoding/json formats a time.Time (RFC 3339 with nanoseconds, trailing
 // zeros trimmed, in the given location). Entries received in one read
@@ -101,6 +182,7 @@ type TimeFormatter struct {
 	Loc  *time.Location // nil means time.Local, as a time from time.Now
 	last int64
 	buf  []byte
+	text TextFormatter // formats the second once
 }
 
 // Append appends the quoted time.
@@ -111,7 +193,7 @@ func (f *TimeFormatter) Append(dst []byte, ns int64) []byte {
 			loc = time.Local
 		}
 		f.buf = append(f.buf[:0], '"')
-		f.buf = time.Unix(0, ns).In(loc).AppendFormat(f.buf, time.RFC3339Nano)
+		f.buf = f.text.AppendTime(f.buf, time.Unix(0, ns).In(loc))
 		f.buf = append(f.buf, '"')
 		f.last = ns
 	}
@@ -119,14 +201,3 @@ func (f *TimeFormatter) Append(dst []byte, ns int64) []byte {
 }
 
 func appendUint(dst []byte, v uint64) []byte { return strconv.AppendUint(dst, v, 10) }
-
-// jsonPlain8 reports whether the eight bytes of x are all ASCII that
-// encoding/json writes as they are (safe above).
-func jsonPlain8(x uint64) bool {
-	eq := func(c byte) uint64 {
-		y := x ^ (lsb * uint64(c))
-		return (y - lsb) & ^y
-	}
-	low := (x - lsb*0x20) & ^x // a byte below 0x20
-	return (low|x|eq('"')|eq('\\')|eq('<')|eq('>')|eq('&'))&msb == 0
-}

@@ -3,8 +3,11 @@ package logproto
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lklog/lklog/internal/ring"
 )
@@ -36,6 +39,10 @@ func checkString(t *testing.T, s string) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("AppendString(%q) = %s, encoding/json: %s", s, got, want)
 	}
+	_, lossy := appendString(nil, []byte(s))
+	if _, wantLossy := appendStringRef(nil, []byte(s)); lossy != wantLossy || lossy == utf8.ValidString(s) {
+		t.Fatalf("appendString(%q) lossy %v, the former %v", s, lossy, wantLossy)
+	}
 }
 
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
@@ -50,6 +57,15 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 func FuzzAppendString(f *testing.F) {
 	for _, s := range stringSeeds {
 		f.Add(s)
+	}
+	// Bytes to escape at every place of a word and of a double word.
+	for _, c := range []string{"\"", "&", "<", ">", "\\", "\x00", "\x1f", "\x7f", "\xff", "\xc3\xa9", "\xe2\x80\xa8", "\xe2\x80\xa9", "\xed\xa0\x80", "\xef\xbf\xbd", "\xf0\x9f\x98\x80"} {
+		for pos := range 17 {
+			b := strings.Repeat("0123456789abcdef", 2)
+			f.Add(b[:pos] + c + b[pos:])
+		}
+		// Right after runs of UTF-8 text.
+		f.Add("Grüße, 東京 " + c + "é" + c + "x")
 	}
 	f.Fuzz(func(t *testing.T, s string) { checkString(t, s) })
 }
@@ -143,4 +159,70 @@ func BenchmarkEncodingJSON80(b *testing.B) {
 		enc.Encode(v)
 	}
 	b.SetBytes(int64(buf.Len()))
+}
+
+// legacyRef is the former legacy encoder: its time formatter and string
+// encoder.
+type legacyRef struct{ time timeFormatterRef }
+
+func (enc *legacyRef) appendLegacy(dst []byte, e *ring.Entry) []byte {
+	dst = append(dst, `{"time":`...)
+	dst = enc.time.append(dst, e.Time)
+	dst = append(dst, `,"source":`...)
+	dst, _ = appendStringRef(dst, e.Source)
+	dst = append(dst, `,"msg":`...)
+	dst, _ = appendStringRef(dst, e.Msg)
+	return append(dst, '}', '\n')
+}
+
+func benchLegacy(b *testing.B, msg string, former bool) {
+	var enc Encoder
+	var ref legacyRef
+	var es []ring.Entry
+	t0 := time.Now().UnixNano()
+	for i := range 1024 {
+		// A new time every 8 entries, as memlogd's reads give them.
+		es = append(es, ring.Entry{Time: t0 + int64(i/8)*1237, Source: []byte(fmt.Sprintf("svc%d.out", i%4)), Msg: []byte(msg)})
+	}
+	var buf []byte
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if former {
+			buf = ref.appendLegacy(buf[:0], &es[i&1023])
+		} else {
+			buf = enc.AppendLegacy(buf[:0], &es[i&1023])
+		}
+		i++
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkLegacyEntry: legacy records of entries with an 80-byte message
+// of text, against the former encoder (...Former).
+func BenchmarkLegacyEntry(b *testing.B)       { benchLegacy(b, benchMsgASCII[:80], false) }
+func BenchmarkLegacyEntryFormer(b *testing.B) { benchLegacy(b, benchMsgASCII[:80], true) }
+
+func BenchmarkLegacyEntryUTF8(b *testing.B)       { benchLegacy(b, benchMsgUTF8, false) }
+func BenchmarkLegacyEntryUTF8Former(b *testing.B) { benchLegacy(b, benchMsgUTF8, true) }
+
+// FuzzTimeFormatter: the legacy record's time is encoding/json's, also
+// with the formatter's caches warm from the time before.
+func FuzzTimeFormatter(f *testing.F) {
+	f.Add(int64(1763784000123456789), int64(1763784000123456789), 0)
+	f.Add(int64(1763784000123456789), int64(1763784000000000001), 3600)
+	f.Add(int64(-1), int64(1), -1800)
+	f.Fuzz(func(t *testing.T, a, b int64, off int) {
+		off = off % 86400 / 60 * 60
+		enc := Encoder{Time: TimeFormatter{Loc: time.FixedZone("", off)}}
+		for _, ns := range []int64{a, b, a} {
+			want, err := time.Unix(0, ns).In(enc.Time.Loc).MarshalJSON()
+			if err != nil {
+				continue // outside RFC 3339's years
+			}
+			if got := enc.Time.Append(nil, ns); !bytes.Equal(got, want) {
+				t.Fatalf("%d: %s, encoding/json %s", ns, got, want)
+			}
+		}
+	})
 }

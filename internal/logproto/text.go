@@ -3,6 +3,7 @@ package logproto
 import (
 	"encoding/binary"
 	"errors"
+	"math/bits"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -61,28 +62,23 @@ func AppendEscapedBytes(dst, b []byte, source bool) []byte {
 // AppendEscaped appends s escaped as described above; source selects
 // the escaping of ';'.
 func AppendEscaped(dst []byte, s string, source bool) []byte {
-	semi := uint8(2)
-	if !source {
-		semi = 0
-	}
-	special := byte(';')
-	if !source {
-		special = '"' // any byte that is not escaped: no effect
-	}
 	b := unsafe.Slice(unsafe.StringData(s), len(s))
 	start := 0
-	for i := 0; i < len(s); {
-		if i+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[i:]), special) {
-			i += 8
-			continue
+	for i := 0; ; {
+		if source {
+			i = scanSource(b, i)
+		} else {
+			i = scanText(b, i)
 		}
-		k := escClass[s[i]]
-		if k == 0 || (k == 2 && semi == 0) {
-			i++
-			continue
+		if i >= len(b) {
+			break
 		}
-		c := s[i]
-		if k != 3 {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			if escClass[c] == 0 || (c == ';' && !source) {
+				i++
+				continue
+			}
 			dst = append(dst, s[start:i]...)
 			switch c {
 			case '\\':
@@ -102,6 +98,21 @@ func AppendEscaped(dst []byte, s string, source bool) []byte {
 			start = i
 			continue
 		}
+		if n := plainUTF8(b[i:]); n > 0 {
+			// And the plain runes and ASCII letters, digits and
+			// spaces right after it.
+			for i += n; i < len(b); i += n {
+				if c := b[i]; c < utf8.RuneSelf {
+					if !textPlain[c] {
+						break
+					}
+					n = 1
+				} else if n = plainUTF8(b[i:]); n == 0 {
+					break
+				}
+			}
+			continue
+		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if (r == utf8.RuneError && size == 1) || hostileRune(r) {
 			dst = append(dst, s[start:i]...)
@@ -113,6 +124,118 @@ func AppendEscaped(dst []byte, s string, source bool) []byte {
 		i += size
 	}
 	return append(dst, s[start:]...)
+}
+
+// textPlain[c] is true for the ASCII bytes that text between non-ASCII
+// runes is mostly made of, and that are written as they are (in text and
+// in JSON).
+var textPlain = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = c == ' ' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == ',' || c == '.'
+	}
+	return t
+}()
+
+// plainUTF8 returns the length of the UTF-8 sequence b starts with if it
+// is one of the common two- or three-byte ones that are valid and written
+// as they are, else 0 (the caller decodes the rune).
+func plainUTF8(b []byte) int {
+	c := b[0]
+	switch {
+	case c >= 0xc2 && c <= 0xdf:
+		// U+0080-U+07FF, less the C1 controls (0xc2 0x80-0x9f) and
+		// U+061C (0xd8 0x9c).
+		if len(b) >= 2 && b[1]&0xc0 == 0x80 && (c != 0xc2 || b[1] >= 0xa0) && (c != 0xd8 || b[1] != 0x9c) {
+			return 2
+		}
+	case c >= 0xe1 && c <= 0xef && c != 0xe2 && c != 0xed:
+		// U+1000-U+FFFF, less U+2000-U+2FFF (0xe2: the separators and
+		// bidirectional controls) and the surrogates (0xed).
+		if len(b) >= 3 && b[1]&0xc0 == 0x80 && b[2]&0xc0 == 0x80 {
+			return 3
+		}
+	}
+	return 0
+}
+
+// scanText returns the index of the first byte at or after i that
+// textMask flags, or len(b) if there is none. It may also stop at a
+// byte that needs nothing (the caller looks at each byte it stops at),
+// and for a b of fewer than eight bytes it stops at every byte.
+func scanText(b []byte, i int) int {
+	le := binary.LittleEndian
+	for ; i+16 <= len(b); i += 16 {
+		m0, m1 := textMask(le.Uint64(b[i:])), textMask(le.Uint64(b[i+8:]))
+		if m0|m1 != 0 {
+			if m0 != 0 {
+				return i + bits.TrailingZeros64(m0)>>3
+			}
+			return i + 8 + bits.TrailingZeros64(m1)>>3
+		}
+	}
+	for ; i+8 <= len(b); i += 8 {
+		if m := textMask(le.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	if i < len(b) && len(b) >= 8 {
+		// The last word, less the bytes before i; a byte flagged
+		// there may make byte i look flagged too.
+		m := textMask(le.Uint64(b[len(b)-8:])) >> (8 * uint(8-(len(b)-i)))
+		if m == 0 {
+			return len(b)
+		}
+		return i + bits.TrailingZeros64(m)>>3
+	}
+	return i
+}
+
+// scanSource returns the index of the first byte at or after i that
+// sourceMask flags, or len(b) if there is none. It may also stop at a
+// byte that needs nothing (the caller looks at each byte it stops at),
+// and for a b of fewer than eight bytes it stops at every byte.
+// (scanText for a source: also ';'.)
+func scanSource(b []byte, i int) int {
+	le := binary.LittleEndian
+	for ; i+16 <= len(b); i += 16 {
+		m0, m1 := sourceMask(le.Uint64(b[i:])), sourceMask(le.Uint64(b[i+8:]))
+		if m0|m1 != 0 {
+			if m0 != 0 {
+				return i + bits.TrailingZeros64(m0)>>3
+			}
+			return i + 8 + bits.TrailingZeros64(m1)>>3
+		}
+	}
+	for ; i+8 <= len(b); i += 8 {
+		if m := sourceMask(le.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	if i < len(b) && len(b) >= 8 {
+		// The last word, less the bytes before i; a byte flagged
+		// there may make byte i look flagged too.
+		m := sourceMask(le.Uint64(b[len(b)-8:])) >> (8 * uint(8-(len(b)-i)))
+		if m == 0 {
+			return len(b)
+		}
+		return i + bits.TrailingZeros64(m)>>3
+	}
+	return i
+}
+
+// textMask has the high bit set in the lowest byte of x that may need
+// escaping in a message: below 0x20, DEL, '\\' or non-ASCII (bits above
+// that byte may be set too); it is zero if there is none.
+func textMask(x uint64) uint64 {
+	bs := x ^ (lsb * '\\')
+	// As in strMask; adding one reaches the high bit from DEL.
+	return (((x-lsb*0x20)|(bs-lsb))&^x | (x + lsb) | x) & msb
+}
+
+// sourceMask is textMask for a source: ';' is flagged too.
+func sourceMask(x uint64) uint64 {
+	sc := x ^ (lsb * ';')
+	return textMask(x) | (sc-lsb)&^x&msb
 }
 
 // ErrBadEscape is returned by Unescape for text that AppendEscaped
@@ -186,6 +309,10 @@ type TextFormatter struct {
 	loc    *time.Location
 	prefix []byte // "2006-01-02T15:04:05"
 	zone   []byte // "Z" or "-07:00"
+	// The last time AppendTime wrote, in that second: its nanoseconds
+	// and its text.
+	ns   int
+	text []byte
 }
 
 func (f *TextFormatter) second(t time.Time) {
@@ -195,6 +322,7 @@ func (f *TextFormatter) second(t time.Time) {
 		f.prefix = whole.AppendFormat(f.prefix[:0], "2006-01-02T15:04:05")
 		f.zone = whole.AppendFormat(f.zone[:0], "Z07:00")
 		f.sec, f.loc = sec, loc
+		f.text = f.text[:0]
 	}
 }
 
@@ -205,24 +333,45 @@ func (f *TextFormatter) AppendSeconds(dst []byte, t time.Time) []byte {
 	return append(dst, f.zone...)
 }
 
-// AppendTime appends t as time.RFC3339Nano formats it.
+// AppendTime appends t as time.RFC3339Nano formats it. Entries of one
+// read often share their time: the last one is kept whole.
 func (f *TextFormatter) AppendTime(dst []byte, t time.Time) []byte {
 	f.second(t)
-	dst = append(dst, f.prefix...)
-	if ns := t.Nanosecond(); ns != 0 {
-		var frac [10]byte
-		frac[0] = '.'
-		for i := 9; i >= 1; i-- {
-			frac[i] = byte('0' + ns%10)
-			ns /= 10
-		}
-		n := 10
-		for frac[n-1] == '0' {
-			n--
-		}
-		dst = append(dst, frac[:n]...)
+	if ns := t.Nanosecond(); len(f.text) == 0 || ns != f.ns {
+		f.text = append(f.text[:0], f.prefix...)
+		f.text = appendFraction(f.text, ns)
+		f.text = append(f.text, f.zone...)
+		f.ns = ns
 	}
-	return append(dst, f.zone...)
+	return append(dst, f.text...)
+}
+
+// digitPairs holds "00" to "99".
+const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// appendFraction appends ns (0 to 999999999) as the fraction
+// time.RFC3339Nano writes: a dot and up to nine digits, trailing zeros
+// trimmed; nothing for zero.
+func appendFraction(dst []byte, ns int) []byte {
+	if ns == 0 {
+		return dst
+	}
+	var frac [10]byte
+	frac[0] = '.'
+	frac[1] = byte('0' + ns/1e8)
+	r := uint(ns % 1e8)
+	p1, p2, p3, p4 := r/1e6*2, r/1e4%100*2, r/100%100*2, r%100*2
+	frac[2], frac[3] = digitPairs[p1], digitPairs[p1+1]
+	frac[4], frac[5] = digitPairs[p2], digitPairs[p2+1]
+	frac[6], frac[7] = digitPairs[p3], digitPairs[p3+1]
+	frac[8], frac[9] = digitPairs[p4], digitPairs[p4+1]
+	n := 10
+	for frac[n-1] == '0' {
+		n--
+	}
+	return append(dst, frac[:n]...)
 }
 
 // Append appends one line and its newline.

@@ -2,6 +2,7 @@ package logproto
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,9 @@ func checkEscaped(t *testing.T, in []byte, source bool) {
 			}
 		}
 	}
+	if ref := appendEscapedRef(nil, string(in), source); !bytes.Equal(out, ref) {
+		t.Fatalf("escaped %q as %q, the former escaping %q", in, out, ref)
+	}
 	back, err := Unescape(nil, out)
 	if err != nil || !bytes.Equal(back, in) {
 		t.Fatalf("Unescape(%q) = %q, %v; want %q", out, back, err, in)
@@ -97,6 +101,18 @@ func FuzzEscape(f *testing.F) {
 		f.Add([]byte(s), true)
 	}
 	f.Add([]byte("a;b\\;\xc2\x9b\xe2\x80\xae"), true)
+	// Bytes to escape at every place of a word and of a double word.
+	for _, c := range []string{"\x7f", "\x00", "\x1f", ";", "\\", "\xff", "\xc2\x9b", "\xe2\x80\xa8", "\xc3\xa9"} {
+		for pos := range 17 {
+			b := []byte(strings.Repeat("0123456789abcdef", 2))
+			b = append(b[:pos], append([]byte(c), b[pos:]...)...)
+			f.Add(b, false)
+			f.Add(b, true)
+		}
+		// Right after runs of UTF-8 text.
+		f.Add([]byte("Grüße, 東京 "+c+"é"+c+"x"), false)
+		f.Add([]byte("Grüße;東京 "+c+"é"+c+"x"), true)
+	}
 	f.Fuzz(func(t *testing.T, in []byte, source bool) {
 		checkEscaped(t, in, source)
 	})
@@ -179,4 +195,74 @@ func BenchmarkTextFormatBaseline(b *testing.B) {
 		buf = append(buf, '\n')
 	}
 	b.SetBytes(int64(len(buf)))
+}
+
+// TestTextFormatterCache: the kept time is used only for the same
+// second, zone and nanoseconds.
+func TestTextFormatterCache(t *testing.T) {
+	east := time.FixedZone("", 5*3600+30*60)
+	t0 := time.Date(2026, 12, 1, 20, 59, 59, 120000000, time.UTC)
+	var f TextFormatter
+	for _, ts := range []time.Time{t0, t0, t0.Add(1), t0, t0.Add(time.Second), t0.Add(time.Second), t0.In(east),
+		t0.Add(-t0.Sub(t0.Truncate(time.Second))), t0.Add(time.Second).Truncate(time.Second), t0.Add(-time.Second), t0} {
+		if got, want := string(f.AppendTime(nil, ts)), ts.Format(time.RFC3339Nano); got != want {
+			t.Errorf("AppendTime(%v) = %q, want %q", ts, got, want)
+		}
+	}
+}
+
+// textEntries are lines as memlogd's console sees them: 4 sources, a new
+// time every 8 entries.
+type textEntry struct {
+	t           time.Time
+	source, msg []byte
+}
+
+func textEntries(msg string) []textEntry {
+	var es []textEntry
+	t0 := time.Now().UnixNano()
+	for i := range 1024 {
+		es = append(es, textEntry{time.Unix(0, t0+int64(i/8)*1237), []byte(fmt.Sprintf("onboot.00%d-app.out", i%4)), []byte(msg)})
+	}
+	return es
+}
+
+func benchText(b *testing.B, msg string, appendBytes func(dst []byte, t time.Time, source, msg []byte) []byte) {
+	es := textEntries(msg)
+	var buf []byte
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		e := &es[i&1023]
+		buf = appendBytes(buf[:0], e.t, e.source, e.msg)
+		i++
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+var (
+	benchMsgASCII = strings.Repeat("lorem ipsum ", 8)
+	benchMsgUTF8  = strings.Repeat("Grüße, 東京 ", 6)
+)
+
+// BenchmarkTextEntries: memlogd's console and logread's text, against the
+// former formatter in BenchmarkTextEntriesFormer.
+func BenchmarkTextEntries(b *testing.B) {
+	var f TextFormatter
+	benchText(b, benchMsgASCII, f.AppendBytes)
+}
+
+func BenchmarkTextEntriesFormer(b *testing.B) {
+	var f textFormatterRef
+	benchText(b, benchMsgASCII, f.appendBytes)
+}
+
+func BenchmarkTextEntriesUTF8(b *testing.B) {
+	var f TextFormatter
+	benchText(b, benchMsgUTF8, f.AppendBytes)
+}
+
+func BenchmarkTextEntriesUTF8Former(b *testing.B) {
+	var f textFormatterRef
+	benchText(b, benchMsgUTF8, f.appendBytes)
 }
