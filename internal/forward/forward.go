@@ -51,6 +51,12 @@ type Options struct {
 	// PermanentRetry is how long a drain that cannot work (refused
 	// certificate) waits before trying again.
 	PermanentRetry time.Duration
+	// StopGrace is how long a stopping drain waits for the destination
+	// to acknowledge what it was sent (default 1 s; negative: not at
+	// all). Acknowledgements still on their way when the Forwarder's
+	// context ends would otherwise be lost, and a restart would send
+	// those messages again.
+	StopGrace time.Duration
 	// New makes a destination for a parsed drain.
 	New func(p config.Parsed) (drain.Destination, error)
 	// Logf reports events (never with a password).
@@ -81,6 +87,9 @@ func New(ctx context.Context, opt Options) *Forwarder {
 	}
 	if opt.PermanentRetry <= 0 {
 		opt.PermanentRetry = 5 * time.Minute
+	}
+	if opt.StopGrace == 0 {
+		opt.StopGrace = time.Second
 	}
 	if opt.Logf == nil {
 		opt.Logf = func(string, ...any) {}
@@ -775,6 +784,10 @@ func (dr *Drain) send(ctx context.Context) {
 				inflight, _ = dr.ackItems(inflight, sentOnConn, n-ackedOnConn)
 			}
 		}
+		if ctx.Err() != nil && (connErr == nil || errors.Is(connErr, ctx.Err())) {
+			// Stopping: take the acknowledgements still on their way.
+			inflight, _ = dr.settle(ctx, conn, inflight, sentOnConn, ackedOnConn)
+		}
 		conn.Close()
 		if ctx.Err() != nil {
 			return
@@ -793,6 +806,38 @@ func (dr *Drain) send(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// settle waits, up to Options.StopGrace after ctx (the drain's) ended, for
+// conn to acknowledge the messages sent on it, and acknowledges in the
+// spool what it takes. acked is how many it had acknowledged before.
+func (dr *Drain) settle(ctx context.Context, conn drain.Conn, inflight []item, sent int, acked uint64) ([]item, int) {
+	if dr.f.opt.StopGrace <= 0 || sent == 0 {
+		return inflight, sent
+	}
+	deadline := time.Now().Add(dr.f.opt.StopGrace)
+	gctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
+	unacked := func() bool {
+		for _, it := range inflight[:sent] {
+			if it.has {
+				return true
+			}
+		}
+		return false
+	}
+	for unacked() && gctx.Err() == nil {
+		n, err := conn.Acked(gctx, time.Until(deadline))
+		if n > acked {
+			inflight, sent = dr.ackItems(inflight, sent, n-acked)
+			acked = n
+		}
+		if err != nil {
+			break
+		}
+	}
+	// The cursor records after the last message acknowledged.
+	return dr.ackItems(inflight, sent, 0)
 }
 
 // ackItems removes the first k messages (and the cursor records around

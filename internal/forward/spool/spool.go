@@ -416,10 +416,13 @@ func (s *Spool) writeHeader() error {
 
 func (s *Spool) write(b []byte) error {
 	g := s.segs[len(s.segs)-1]
+	// The tail's chunk must be placed before the write moves the
+	// segment's end.
+	c := s.tailRoom(g, len(b))
 	if err := s.writeSeg(g, b); err != nil {
 		return err
 	}
-	if c := s.tailRoom(g, len(b)); c != nil {
+	if c != nil {
 		c.data = append(c.data, b...)
 		s.tailBytes += int64(len(b))
 		s.trimTail()

@@ -570,3 +570,69 @@ func TestTailBehindReusesChunks(t *testing.T) {
 		t.Fatalf("%d chunks made for the tail; want them reused", s.chunksMade)
 	}
 }
+
+// With a Header (what logforward writes first in every segment), records
+// read from the memory tail are the file's records at the same offsets:
+// the header and the entries after it, in order, across segments and a
+// reopen.
+func TestTailWithHeader(t *testing.T) {
+	dir := t.TempDir()
+	opt := Options{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 4096, TailBytes: 2048, ReuseReads: true,
+		Header: func() []byte { return []byte("header") }}
+	s, err := Open(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	next, headers := 0, 0
+	read := func(n int) {
+		t.Helper()
+		for got := 0; got < n; {
+			recs, lost, damaged, err := s.Read(ctx, 1000, 0)
+			if err != nil || lost != 0 || damaged {
+				t.Fatalf("Read: %v lost %d damaged %v", err, lost, damaged)
+			}
+			for _, r := range recs {
+				if string(r.Payload) == "header" {
+					headers++
+					continue
+				}
+				if want := "entry " + strconv.Itoa(next); string(r.Payload) != want {
+					t.Fatalf("read %q, want %q", r.Payload, want)
+				}
+				next++
+				got++
+			}
+			if err := s.Ack(recs[len(recs)-1].End, uint64(len(recs))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := 0; i < 500; i += 5 {
+		if err := s.Append(payloads(i, i+5)...); err != nil {
+			t.Fatal(err)
+		}
+		read(5)
+	}
+	// A reader that keeps up reads every record from memory, the
+	// headers at the start of each segment too (a chunk placed after
+	// the header it holds made them, and the first records after
+	// them, come from the file).
+	if st := s.Stats(); st.TailReads == 0 || st.FileReads != 0 || headers < 2 {
+		t.Fatalf("%d reads from memory, %d from the file, %d headers", st.TailReads, st.FileReads, headers)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(opt); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 500; i < 600; i += 5 {
+		if err := s.Append(payloads(i, i+5)...); err != nil {
+			t.Fatal(err)
+		}
+		read(5)
+	}
+}
