@@ -66,7 +66,8 @@ func reference(dst []byte, p *Bulk, m *drain.Message) []byte {
 		dst = jsonw.String(dst, id)
 	}
 	dst = append(dst, "}}\n{"...)
-	dst = httpdrain.AppendFields(dst, m, &p.Meta, "@timestamp", "message")
+	f := httpdrain.NewFields(&p.Meta, "@timestamp", "message")
+	dst = f.Append(dst, m)
 	return append(dst, '}', '\n')
 }
 

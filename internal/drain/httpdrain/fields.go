@@ -14,71 +14,6 @@ type Meta struct {
 	Boot string // its boot id
 }
 
-// AppendFields appends an entry's fields to an open JSON object: timeKey
-// (memlogd's receive time), msgKey, then source, severity, facility, pid,
-// ts (the sender's timestamp), sd, truncated, partial, raw, seq, instance,
-// boot and host, each only when it has a value. The keys after the
-// first two are written as constants. JSON strings cannot carry bytes
-// that are not valid UTF-8 (they become U+FFFD): a message, source, sd or
-// host holding some is followed at the end by msgKey+"_b64",
-// "source_b64", "sd_b64" or "host_b64", its exact bytes in standard
-// base64, as memlogd's extended records do.
-func AppendFields(b []byte, m *drain.Message, meta *Meta, timeKey, msgKey string) []byte {
-	r := &m.Rec
-	b = jsonw.Key(b, timeKey)
-	b = jsonw.Time(b, r.Time)
-	b = jsonw.Key(b, msgKey)
-	b, msgLossy := jsonw.StringLossy(b, r.Msg)
-	b = append(b, `,"source":`...)
-	b, srcLossy := jsonw.StringLossy(b, r.Source)
-	b = append(b, `,"severity":`...)
-	b = jsonw.Int(b, int64(r.Severity))
-	b = append(b, `,"facility":`...)
-	b = jsonw.Int(b, int64(r.Facility))
-	if r.PID > 0 {
-		b = append(b, `,"pid":`...)
-		b = jsonw.Int(b, int64(r.PID))
-	}
-	if !r.TS.IsZero() {
-		b = append(b, `,"ts":`...)
-		b = jsonw.Time(b, r.TS)
-	}
-	sdLossy := false
-	if r.SD != "" {
-		b = append(b, `,"sd":`...)
-		b, sdLossy = jsonw.StringLossy(b, r.SD)
-	}
-	if r.Truncated {
-		b = append(b, `,"truncated":true`...)
-	}
-	if r.Partial {
-		b = append(b, `,"partial":true`...)
-	}
-	if r.Raw {
-		b = append(b, `,"raw":true`...)
-	}
-	if r.Seq > 0 {
-		b = append(b, `,"seq":`...)
-		b = jsonw.Uint(b, r.Seq)
-	}
-	if m.Instance != "" {
-		b = append(b, `,"instance":`...)
-		b = jsonw.String(b, m.Instance)
-	}
-	if meta.Boot != "" {
-		b = append(b, `,"boot":`...)
-		b = jsonw.String(b, meta.Boot)
-	}
-	if meta.Host != "" {
-		b = append(b, `,"host":`...)
-		b = jsonw.String(b, meta.Host)
-	}
-	b = appendB64(b, msgKey+"_b64", r.Msg, msgLossy)
-	b = appendB64(b, "source_b64", r.Source, srcLossy)
-	b = appendB64(b, "sd_b64", r.SD, sdLossy)
-	return appendB64(b, "host_b64", meta.Host, !utf8.ValidString(meta.Host))
-}
-
 // appendB64 appends the key k with s's bytes in base64 when s is not
 // valid UTF-8 (lossy: its JSON string has U+FFFD in their place).
 func appendB64(b []byte, k, s string, lossy bool) []byte {
@@ -91,10 +26,17 @@ func appendB64(b []byte, k, s string, lossy bool) []byte {
 	return append(b, '"')
 }
 
-// Fields appends entries' fields exactly as AppendFields does, for the
-// entries of one batch: what they share (boot and host, the memlogd
-// instance of the entry before) is quoted once rather than per entry.
-// The zero value is not usable: see NewFields.
+// Fields appends entries' fields to open JSON objects: timeKey
+// (memlogd's receive time), msgKey, then source, severity, facility, pid,
+// ts (the sender's timestamp), sd, truncated, partial, raw, seq, instance,
+// boot and host, each only when it has a value. JSON strings cannot carry
+// bytes that are not valid UTF-8 (they become U+FFFD): a message, source,
+// sd or host holding some is followed at the end by msgKey+"_b64",
+// "source_b64", "sd_b64" or "host_b64", its exact bytes in standard
+// base64, as memlogd's extended records do. One Fields serves the entries
+// of a batch: what they share (boot and host, the memlogd instance of the
+// entry before) is quoted once rather than per entry. The zero value is
+// not usable: see NewFields.
 type Fields struct {
 	timeKey, msgKey []byte // `"key":`, the first without a comma
 	meta            []byte // `,"boot":...,"host":...` as far as set
@@ -141,7 +83,7 @@ func (f *Fields) Instance(instance string) []byte {
 	return f.instQ
 }
 
-// Append appends m's fields to an open JSON object, as AppendFields.
+// Append appends m's fields to an open JSON object.
 func (f *Fields) Append(b []byte, m *drain.Message) []byte {
 	r := &m.Rec
 	if n := len(b); n > 0 && b[n-1] != '{' && b[n-1] != '[' {

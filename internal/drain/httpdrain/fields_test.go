@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lklog/lklog/internal/drain"
+	"github.com/lklog/lklog/internal/drain/jsonw"
 	"github.com/lklog/lklog/internal/logproto"
 )
 
-// Fields writes, entry after entry, exactly what AppendFields writes for
+// Fields writes, entry after entry, exactly what appendFieldsRef writes for
 // each, whatever the fields hold and however the instance changes
 // between entries.
 func FuzzFields(f *testing.F) {
@@ -35,7 +37,7 @@ func FuzzFields(f *testing.F) {
 			got = fs.Append(got, &msgs[i])
 			got = append(got, '}', '\n')
 			want = append(want, '{')
-			want = AppendFields(want, &msgs[i], meta, timeKey, msgKey)
+			want = appendFieldsRef(want, &msgs[i], meta, timeKey, msgKey)
 			want = append(want, '}', '\n')
 		}
 		if string(got) != string(want) {
@@ -50,7 +52,7 @@ func FuzzFields(f *testing.F) {
 func roundTrip(t *testing.T, r logproto.Record, host string) (logproto.Record, map[string]any) {
 	t.Helper()
 	m := drain.Message{Instance: "i1", Rec: r}
-	b := append(AppendFields([]byte{'{'}, &m, &Meta{Host: host}, "time", "msg"), '}')
+	b := append(appendFieldsRef([]byte{'{'}, &m, &Meta{Host: host}, "time", "msg"), '}')
 	var obj map[string]any
 	if err := json.Unmarshal(b, &obj); err != nil {
 		t.Fatalf("%q: not JSON: %v", b, err)
@@ -97,4 +99,70 @@ func FuzzFieldsExactBytes(f *testing.F) {
 			t.Fatalf("%q %q %q came back as %q %q %q", src, msg, sd, got.Source, got.Msg, got.SD)
 		}
 	})
+}
+
+// appendFieldsRef is the plain encoding Fields must match byte for byte:
+// it appends an entry's fields to an open JSON object: timeKey
+// (memlogd's receive time), msgKey, then source, severity, facility, pid,
+// ts (the sender's timestamp), sd, truncated, partial, raw, seq, instance,
+// boot and host, each only when it has a value. The keys after the
+// first two are written as constants. JSON strings cannot carry bytes
+// that are not valid UTF-8 (they become U+FFFD): a message, source, sd or
+// host holding some is followed at the end by msgKey+"_b64",
+// "source_b64", "sd_b64" or "host_b64", its exact bytes in standard
+// base64, as memlogd's extended records do.
+func appendFieldsRef(b []byte, m *drain.Message, meta *Meta, timeKey, msgKey string) []byte {
+	r := &m.Rec
+	b = jsonw.Key(b, timeKey)
+	b = jsonw.Time(b, r.Time)
+	b = jsonw.Key(b, msgKey)
+	b, msgLossy := jsonw.StringLossy(b, r.Msg)
+	b = append(b, `,"source":`...)
+	b, srcLossy := jsonw.StringLossy(b, r.Source)
+	b = append(b, `,"severity":`...)
+	b = jsonw.Int(b, int64(r.Severity))
+	b = append(b, `,"facility":`...)
+	b = jsonw.Int(b, int64(r.Facility))
+	if r.PID > 0 {
+		b = append(b, `,"pid":`...)
+		b = jsonw.Int(b, int64(r.PID))
+	}
+	if !r.TS.IsZero() {
+		b = append(b, `,"ts":`...)
+		b = jsonw.Time(b, r.TS)
+	}
+	sdLossy := false
+	if r.SD != "" {
+		b = append(b, `,"sd":`...)
+		b, sdLossy = jsonw.StringLossy(b, r.SD)
+	}
+	if r.Truncated {
+		b = append(b, `,"truncated":true`...)
+	}
+	if r.Partial {
+		b = append(b, `,"partial":true`...)
+	}
+	if r.Raw {
+		b = append(b, `,"raw":true`...)
+	}
+	if r.Seq > 0 {
+		b = append(b, `,"seq":`...)
+		b = jsonw.Uint(b, r.Seq)
+	}
+	if m.Instance != "" {
+		b = append(b, `,"instance":`...)
+		b = jsonw.String(b, m.Instance)
+	}
+	if meta.Boot != "" {
+		b = append(b, `,"boot":`...)
+		b = jsonw.String(b, meta.Boot)
+	}
+	if meta.Host != "" {
+		b = append(b, `,"host":`...)
+		b = jsonw.String(b, meta.Host)
+	}
+	b = appendB64(b, msgKey+"_b64", r.Msg, msgLossy)
+	b = appendB64(b, "source_b64", r.Source, srcLossy)
+	b = appendB64(b, "sd_b64", r.SD, sdLossy)
+	return appendB64(b, "host_b64", meta.Host, !utf8.ValidString(meta.Host))
 }

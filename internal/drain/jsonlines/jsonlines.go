@@ -28,9 +28,10 @@ func (*JSON) ContentType() string { return "application/x-ndjson" }
 
 // Encode implements httpdrain.Protocol.
 func (p *JSON) Encode(dst []byte, msgs []drain.Message, _ http.Header) []byte {
+	f := httpdrain.NewFields(&p.Meta, "time", "msg")
 	for i := range msgs {
 		dst = append(dst, '{')
-		dst = httpdrain.AppendFields(dst, &msgs[i], &p.Meta, "time", "msg")
+		dst = f.Append(dst, &msgs[i])
 		dst = append(dst, '}', '\n')
 	}
 	return dst

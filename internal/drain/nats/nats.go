@@ -148,11 +148,12 @@ func (s *sender) Deliver(ctx context.Context, msgs []drain.Message) batch.Result
 		s.cl = cl
 	}
 	s.buf = s.buf[:0]
+	f := httpdrain.NewFields(&s.o.Meta, "time", "msg")
 	for i := range msgs {
 		m := &msgs[i]
 		subject := strings.ReplaceAll(s.o.Subject, "{source}", Token(m.Rec.Source))
 		s.data = append(s.data[:0], '{')
-		s.data = httpdrain.AppendFields(s.data, m, &s.o.Meta, "time", "msg")
+		s.data = f.Append(s.data, m)
 		s.data = append(s.data, '}')
 		var hdr []string
 		if id := MsgID(m); id != "" {
