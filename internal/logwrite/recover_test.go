@@ -243,8 +243,8 @@ func TestPendingState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !logfile.IsTemp(filepath.Base(p.pf.Name()), StateName) || filepath.Dir(p.pf.Name()) != dir {
-		t.Errorf("temporary state %s is not one logwrite removes at start", p.pf.Name())
+	if !logfile.IsTemp(filepath.Base(p.tmp), StateName) || filepath.Dir(p.tmp) != dir {
+		t.Errorf("temporary state %s is not one logwrite removes at start", p.tmp)
 	}
 	if st, err := LoadState(dir); err != nil || st.Cursor.Seq != 1 {
 		t.Fatalf("before the rename: %+v, %v; want the old state", st, err)
@@ -268,8 +268,8 @@ func TestPendingState(t *testing.T) {
 	if err := logfile.RemoveTemps(dir, StateName); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(p.pf.Name()); !os.IsNotExist(err) {
-		t.Errorf("%s still there after RemoveTemps: %v", p.pf.Name(), err)
+	if _, err := os.Stat(p.tmp); !os.IsNotExist(err) {
+		t.Errorf("%s still there after RemoveTemps: %v", p.tmp, err)
 	}
 	if st, err := LoadState(dir); err != nil || st.Cursor.Seq != 2 {
 		t.Errorf("state after RemoveTemps: %+v, %v", st, err)

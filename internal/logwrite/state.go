@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/google/renameio/v2"
-
 	"github.com/lklog/lklog/internal/logproto"
 )
 
@@ -78,7 +76,7 @@ func SaveState(dir string, s State) error {
 // replace the state file. Writing it needs nothing else to be on the
 // disk yet, so it can be done while the log files are synced; only the
 // rename must wait for them.
-type pendingState struct{ pf *renameio.PendingFile }
+type pendingState struct{ tmp, dst string }
 
 func writePending(dir string, s State) (*pendingState, error) {
 	s.Version = stateVersion
@@ -88,29 +86,37 @@ func writePending(dir string, s State) (*pendingState, error) {
 	}
 	b = append(b, '\n')
 	// The temporary file goes in dir itself, so that the rename is
-	// atomic (renameio names it ".logwrite.state" and random digits).
-	pf, err := renameio.NewPendingFile(filepath.Join(dir, StateName), renameio.WithTempDir(dir), renameio.WithStaticPermissions(0o644))
+	// atomic: ".logwrite.state" and random digits.
+	f, err := os.CreateTemp(dir, "."+StateName+"*")
 	if err != nil {
 		return nil, fmt.Errorf("saving state: %w", err)
 	}
-	if _, err = pf.Write(b); err == nil {
-		err = pf.Sync()
+	p := &pendingState{tmp: f.Name(), dst: filepath.Join(dir, StateName)}
+	err = f.Chmod(0o644)
+	if err == nil {
+		_, err = f.Write(b)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
-		pf.Cleanup()
+		p.discard()
 		return nil, fmt.Errorf("saving state: %w", err)
 	}
-	return &pendingState{pf}, nil
+	return p, nil
 }
 
 // replace puts the pending state in place of the state file.
 func (p *pendingState) replace() error {
-	if err := p.pf.CloseAtomicallyReplace(); err != nil {
-		p.pf.Cleanup()
+	if err := os.Rename(p.tmp, p.dst); err != nil {
+		p.discard()
 		return fmt.Errorf("saving state: %w", err)
 	}
 	return nil
 }
 
 // discard removes the pending state.
-func (p *pendingState) discard() { p.pf.Cleanup() }
+func (p *pendingState) discard() { os.Remove(p.tmp) }
