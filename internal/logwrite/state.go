@@ -76,6 +76,10 @@ func SaveState(dir string, s State) error {
 // replace the state file. Writing it needs nothing else to be on the
 // disk yet, so it can be done while the log files are synced; only the
 // rename must wait for them.
+//
+// Not renameio's PendingFile: its CloseAtomicallyReplace syncs the file
+// again before the rename, which costs every checkpoint a second fsync
+// here (measured: the checkpoints of a catch-up took about a tenth longer).
 type pendingState struct{ tmp, dst string }
 
 func writePending(dir string, s State) (*pendingState, error) {
