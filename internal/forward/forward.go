@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lklog/lklog/internal/drain"
@@ -140,6 +141,9 @@ type Drain struct {
 	dir    string
 	cancel context.CancelFunc
 	done   chan struct{}
+	// removing is set when the drain stops for good: its spool goes, so
+	// waiting for acknowledgements in flight would gain nothing.
+	removing atomic.Bool
 
 	mu     sync.Mutex
 	st     Status
@@ -212,6 +216,7 @@ func (f *Forwarder) Remove(id string) error {
 	if !ok {
 		return fmt.Errorf("no drain %q", id)
 	}
+	dr.removing.Store(true)
 	dr.cancel()
 	<-dr.done
 	if dr.dir != "" {
@@ -812,7 +817,7 @@ func (dr *Drain) send(ctx context.Context) {
 // conn to acknowledge the messages sent on it, and acknowledges in the
 // spool what it takes. acked is how many it had acknowledged before.
 func (dr *Drain) settle(ctx context.Context, conn drain.Conn, inflight []item, sent int, acked uint64) ([]item, int) {
-	if dr.f.opt.StopGrace <= 0 || sent == 0 {
+	if dr.f.opt.StopGrace <= 0 || sent == 0 || dr.removing.Load() {
 		return inflight, sent
 	}
 	deadline := time.Now().Add(dr.f.opt.StopGrace)

@@ -2,9 +2,14 @@ package forward
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,6 +17,9 @@ import (
 	"time"
 
 	"github.com/lklog/lklog/internal/drain"
+	"github.com/lklog/lklog/internal/drain/batch"
+	"github.com/lklog/lklog/internal/drain/httpdrain"
+	"github.com/lklog/lklog/internal/drain/jsonlines"
 	"github.com/lklog/lklog/internal/drain/relp"
 	"github.com/lklog/lklog/internal/forward/config"
 	"github.com/lklog/lklog/internal/forward/spool"
@@ -168,3 +176,87 @@ func TestStopGraceBounded(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(testutil.BuildAndRun(m)) }
+
+// The same for a batching destination (HTTP): the request in flight when
+// the drain stops is not cancelled with it, its answer is taken within
+// the grace, and the batch counts as delivered.
+func TestStopTakesBatchAcksInFlight(t *testing.T) {
+	d := testutil.Start(t)
+	var mu sync.Mutex
+	got := 0
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got += bytes.Count(b, []byte("\n"))
+		mu.Unlock()
+		<-release
+	}))
+	defer srv.Close()
+	received := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return got
+	}
+	base, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fw := New(ctx, Options{Socket: d.Query, StateDir: t.TempDir(), StopGrace: 60 * time.Second,
+		New: func(p config.Parsed) (drain.Destination, error) {
+			return httpdrain.New(httpdrain.Options{Base: base, Protocol: &jsonlines.JSON{}}, batch.Options{Linger: 10 * time.Millisecond})
+		}})
+	if _, err := fw.Add(config.Drain{URL: srv.URL + "/?sources=app"}); err != nil {
+		t.Fatal(err)
+	}
+	w := d.Socketpair("app")
+	const n = 50
+	for i := range n {
+		fmt.Fprintf(w, "app line %d\n", i)
+	}
+	if !testutil.Eventually(60*time.Second, func() bool { return received() >= n }) {
+		t.Fatalf("the receiver got %d of %d entries", received(), n)
+	}
+	cancel()
+	close(release)
+	fw.Wait()
+	if st := fw.List(); len(st) != 1 || st[0].Acked != n || st[0].SpooledEntries != 0 {
+		t.Fatalf("after stopping: %+v; want %d acknowledged, none spooled", st, n)
+	}
+}
+
+// Removing a drain deletes its spool, so it does not wait for the
+// acknowledgements in flight however long the grace.
+func TestRemoveDoesNotWaitForAcks(t *testing.T) {
+	d := testutil.Start(t)
+	srv := startRELP(t) // never released
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fw := New(ctx, Options{Socket: d.Query, StateDir: t.TempDir(), StopGrace: time.Hour,
+		New: func(p config.Parsed) (drain.Destination, error) {
+			return relp.New(relp.Options{Addr: p.Addr, Format: syslogfmt.Formatter{Hostname: "vm1"}})
+		}})
+	st, err := fw.Add(config.Drain{URL: "relp://" + srv.ln.Addr().String() + "?sources=app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := d.Socketpair("app")
+	for i := range 5 {
+		fmt.Fprintf(w, "app line %d\n", i)
+	}
+	if !testutil.Eventually(60*time.Second, func() bool { return srv.received() >= 5 }) {
+		t.Fatalf("the receiver got %d of 5 messages", srv.received())
+	}
+	done := make(chan error, 1)
+	go func() { done <- fw.Remove(st.ID) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Remove waited for acknowledgements that can no longer matter")
+	}
+}

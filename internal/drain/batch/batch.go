@@ -109,9 +109,11 @@ func (d *Dest) Report() drain.Report {
 }
 
 // Connect implements drain.Destination. Senders connect lazily, so this
-// does not fail.
+// does not fail. The connection's work outlives ctx until Close: a drain
+// that stops takes the answers to the batches in flight (within its
+// grace), so that a restart does not send again what the receiver took.
 func (d *Dest) Connect(ctx context.Context) (drain.Conn, error) {
-	cctx, cancel := context.WithCancel(ctx)
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c := &conn{d: d, ctx: cctx, cancel: cancel, queue: make(chan *job, d.o.Parallel+2), notify: make(chan struct{}, 1)}
 	for range d.o.Parallel {
 		c.wg.Add(1)
