@@ -19,6 +19,7 @@ func FuzzFields(f *testing.F) {
 	f.Add("vm1", "boot", "@timestamp", "message", "line", "src", "[a b=\"c\"]", "inst", "other", uint64(7), 42, int64(1764633600), int64(5), true)
 	f.Add("", "", "time", "msg", "", "", "", "", "", uint64(0), 0, int64(-1), int64(0), false)
 	f.Add("h\"<", "b\x00", "t\u2028", "m\xff", "é\n\t", "s\\", "", "i\"", "i\"", uint64(1<<63), -1, int64(253402300800), int64(999999999), true)
+	f.Add("vm\xff", "b", "time", "msg", "m\xfe", "c\xff", "[a@1 b=\"\xc0\"]", "i", "j", uint64(3), 9, int64(1), int64(2), false)
 	f.Fuzz(func(t *testing.T, host, boot, timeKey, msgKey, msg, source, sd, inst1, inst2 string, seq uint64, pid int, sec, nsec int64, flags bool) {
 		meta := &Meta{Host: host, Boot: boot}
 		var msgs []drain.Message
@@ -52,7 +53,8 @@ func FuzzFields(f *testing.F) {
 func roundTrip(t *testing.T, r logproto.Record, host string) (logproto.Record, map[string]any) {
 	t.Helper()
 	m := drain.Message{Instance: "i1", Rec: r}
-	b := append(appendFieldsRef([]byte{'{'}, &m, &Meta{Host: host}, "time", "msg"), '}')
+	f := NewFields(&Meta{Host: host}, "time", "msg")
+	b := append(f.Append([]byte{'{'}, &m), '}')
 	var obj map[string]any
 	if err := json.Unmarshal(b, &obj); err != nil {
 		t.Fatalf("%q: not JSON: %v", b, err)

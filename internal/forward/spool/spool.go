@@ -497,7 +497,9 @@ func (s *Spool) retire() {
 	s.tailBytes -= int64(len(c.data))
 	s.tail[0] = nil
 	s.tail = s.tail[1:]
-	if s.opt.ReuseReads && len(s.spare)+len(s.free) < maxSpareChunks {
+	// Only chunks of the usual size are kept: one made for a larger
+	// Append is dropped, so the spares stay within 2 MiB.
+	if s.opt.ReuseReads && cap(c.data) <= tailChunkBytes && len(s.spare)+len(s.free) < maxSpareChunks {
 		s.spare = append(s.spare, c)
 	}
 }
