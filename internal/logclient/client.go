@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lklog/lklog/internal/logproto"
 )
 
@@ -328,6 +330,28 @@ func (s *Stream) Cursor() logproto.Cursor {
 // Buffered reports whether more reply bytes are already read and waiting,
 // so a caller can delay flushing its own output.
 func (s *Stream) Buffered() bool { return s.br.Buffered() > 0 }
+
+// Idle reports whether nothing is buffered and nothing waits unread in the
+// connection at this moment: the reader has everything memlogd has sent
+// so far (false if the connection cannot tell).
+func (s *Stream) Idle() bool {
+	if s.br.Buffered() > 0 {
+		return false
+	}
+	sc, ok := s.conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := -1
+	if rc.Control(func(fd uintptr) { n, err = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }) != nil || err != nil {
+		return false
+	}
+	return n == 0
+}
 
 // SetDeadline sets a deadline on the underlying connection.
 func (s *Stream) SetDeadline(t time.Time) error { return s.conn.SetDeadline(t) }

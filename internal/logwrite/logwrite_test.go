@@ -530,6 +530,25 @@ func TestCheckpointWhenCaughtUp(t *testing.T) {
 	t.Errorf("state %+v does not list burst.out's file", st)
 }
 
+// The same when memlogd's newest entry is one logwrite does not get (its
+// own lines, which memlogd filters out for it): it checkpoints once it has
+// everything memlogd sent, without waiting for the interval.
+func TestCheckpointWhenCaughtUpFiltered(t *testing.T) {
+	e := newEnv(t, 10000)
+	src := e.source("burst.out")
+	writeNumbers(t, src, "n", 1, 500)
+	var keep uint64
+	waitFor(t, 30*time.Second, "memlogd to hold the lines", func() bool { keep = lastSeq(t, e); return keep >= 500 })
+	own := e.source("logwrite")
+	if _, err := own.Write([]byte("logwrite: stopping: an earlier run's last words\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "memlogd to hold logwrite's line", func() bool { return lastSeq(t, e) > keep })
+	lw := e.logwrite("-checkpoint-interval", "1h")
+	defer lw.stop(t)
+	waitFor(t, 60*time.Second, "the state file to reach the last burst entry", func() bool { return written(e, keep) })
+}
+
 // New sources arriving together cost one checkpoint, not one each: the
 // files of a batch's new sources are opened first and listed in the state
 // at once.

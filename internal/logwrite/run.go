@@ -48,6 +48,8 @@ const (
 type batch struct {
 	recs []logproto.Record
 	err  error // the stream ended after recs
+	// idle: nothing more from memlogd was waiting when the batch ended.
+	idle bool
 }
 
 // Run writes memlogd's entries to the log directory until ctx ends, then
@@ -255,7 +257,10 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 			// a moment worth a checkpoint at once: a restart after a
 			// burst need not write it again, and the state file says
 			// "all written" without waiting for the next tick.
-			caughtUp := w.dumpEnd > 0 && w.cursor.Seq >= w.dumpEnd
+			// memlogd's newest entry may be one it filters out for
+			// logwrite (its own lines, -exclude): then nothing more
+			// waiting from memlogd is as good as having reached it.
+			caughtUp := w.dumpEnd > 0 && (w.cursor.Seq >= w.dumpEnd || b.idle && len(ch) == 0)
 			if caughtUp {
 				w.dumpEnd = 0
 			}
@@ -359,6 +364,7 @@ func read(s *logclient.Stream, ch chan<- batch, free <-chan []logproto.Record, d
 				continue
 			}
 			if !s.Buffered() {
+				b.idle = s.Idle()
 				break
 			}
 		}
