@@ -1,7 +1,6 @@
 package httpdrain
 
 import (
-	"encoding/base64"
 	"unicode/utf8"
 
 	"github.com/lklog/lklog/internal/drain"
@@ -20,10 +19,7 @@ func appendB64(b []byte, k, s string, lossy bool) []byte {
 	if !lossy {
 		return b
 	}
-	b = jsonw.Key(b, k)
-	b = append(b, '"')
-	b = base64.StdEncoding.AppendEncode(b, []byte(s))
-	return append(b, '"')
+	return jsonw.Base64(b, k, s)
 }
 
 // Fields appends entries' fields to open JSON objects: timeKey

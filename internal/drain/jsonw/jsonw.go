@@ -3,6 +3,7 @@
 package jsonw
 
 import (
+	"encoding/base64"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -109,6 +110,16 @@ func StringLossy(dst []byte, s string) (_ []byte, lossy bool) {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"'), lossy
+}
+
+// Base64 appends the key name with s's bytes in standard base64 as its
+// value: the exact bytes of a string that JSON (valid UTF-8 only) could
+// not carry, written beside it as name_b64 keys are.
+func Base64(dst []byte, name, s string) []byte {
+	dst = Key(dst, name)
+	dst = append(dst, '"')
+	dst = base64.StdEncoding.AppendEncode(dst, []byte(s))
+	return append(dst, '"')
 }
 
 // Key appends `"name":` after a comma unless the object just opened.

@@ -122,3 +122,13 @@ func BenchmarkTime(b *testing.B) {
 		buf = Time(buf[:0], t)
 	}
 }
+
+// Base64 writes a key and the exact bytes, after a comma unless the
+// object just opened.
+func TestBase64(t *testing.T) {
+	b := Base64([]byte{'{'}, "source_b64", "c\xff")
+	b = Base64(b, "x", "")
+	if got, want := string(b), `{"source_b64":"Y/8=","x":""`; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+}

@@ -4,7 +4,6 @@
 package loki
 
 import (
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -121,10 +120,7 @@ func (p *Push) Encode(dst []byte, msgs []drain.Message, _ http.Header) []byte {
 			if !utf8.ValidString(v) {
 				// Label values are UTF-8: the exact bytes in a
 				// label of their own keep such sources apart.
-				key = jsonw.Key(key, l+"_b64")
-				key = append(key, '"')
-				key = base64.StdEncoding.AppendEncode(key, []byte(v))
-				key = append(key, '"')
+				key = jsonw.Base64(key, l+"_b64", v)
 			}
 		}
 		key = append(key, '}')

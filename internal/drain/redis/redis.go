@@ -10,7 +10,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -161,10 +160,7 @@ func appendB64(b []byte, k, s string) []byte {
 	if utf8.ValidString(s) {
 		return b
 	}
-	b = jsonw.Key(b, k)
-	b = append(b, '"')
-	b = base64.StdEncoding.AppendEncode(b, []byte(s))
-	return append(b, '"')
+	return jsonw.Base64(b, k, s)
 }
 
 // New returns a Redis destination.
