@@ -107,6 +107,10 @@ func reportCheckpoints(b *testing.B, lw *proc) {
 	if d, err := time.ParseDuration(m[2]); err == nil {
 		b.ReportMetric(d.Seconds(), "checkpoint-s")
 	}
+	if m := regexp.MustCompile(`, (\d+) of them synced,`).FindStringSubmatch(lw.Output()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		b.ReportMetric(float64(n), "synced")
+	}
 }
 
 // stateWatch sees the state file replaced the moment it happens (inotify

@@ -26,9 +26,10 @@ const (
 	// and duplicates nothing (the page cache survives it), a power loss
 	// may lose the last lines.
 	SyncNone = "none"
-	// SyncCheckpoint fsyncs the files written since the last checkpoint
-	// before the state file is replaced (every -checkpoint-interval, at
-	// rotation and at exit).
+	// SyncCheckpoint fsyncs the files written since the last synced
+	// checkpoint before the state file is replaced every
+	// -checkpoint-interval, on catching up and at exit (the quick
+	// checkpoints of rotations and new files do not: writer.mark).
 	SyncCheckpoint = "checkpoint"
 	// SyncAlways checkpoints (and so fsyncs) after every batch read from
 	// memlogd.
@@ -86,7 +87,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.Int64Var(&c.MaxLogSize, "max-log-size", 1048576, "rotate a file after a write that makes it at least this many bytes")
 	fs.BoolVar(&c.Compress, "compress", false, "gzip rotated files (x.log.<i>.gz)")
 	fs.Int64Var(&c.MaxTotalSize, "max-total-size", 0, "quota in bytes over all files in the log directory: the oldest rotated files are deleted first; 0: no quota")
-	fs.StringVar(&c.Sync, "sync", SyncCheckpoint, "fsync policy: none, checkpoint (before each state update) or always (after every batch read)")
+	fs.StringVar(&c.Sync, "sync", SyncCheckpoint, "fsync policy: none, checkpoint (before the state updates of the interval, of catching up and of exit) or always (after every batch read)")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "how often the cursor is saved in the state file while entries arrive")
 	fs.DurationVar(&c.ReportInterval, "report-interval", 30*time.Second, "disk and rotation trouble is reported at most once per interval")
 	fs.BoolVar(&c.WaitMount, "wait-mount", false, "wait until the log directory is on a mounted file system other than /")

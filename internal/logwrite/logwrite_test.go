@@ -3,6 +3,7 @@ package logwrite
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lklog/lklog/internal/logclient"
 	"github.com/lklog/lklog/internal/logfile"
@@ -578,4 +581,77 @@ func TestOneCheckpointForNewFiles(t *testing.T) {
 	if n, _ := strconv.Atoi(m[1]); n > 5 {
 		t.Errorf("%d checkpoints for %d new files", n, sources+1)
 	}
+}
+
+// A rotation saves the state without waiting for the disk (a process
+// that dies leaves the page cache behind; a power loss also ends memlogd):
+// catching up across many rotations with -sync checkpoint costs a synced
+// checkpoint on catching up and one at exit, not one per rotation. The
+// rotated files are synced all the same, by the next synced checkpoint:
+// when the state says everything is written, none of their pages is dirty.
+func TestRotationsDoNotWaitForTheDisk(t *testing.T) {
+	e := newEnv(t, 10000)
+	src := e.source("burst.out")
+	writeNumbers(t, src, "n", 1, 5000) // about 20 files of 4 KiB
+	var last uint64
+	waitFor(t, 30*time.Second, "memlogd to hold the lines", func() bool { last = lastSeq(t, e); return last >= 5000 })
+	lw := e.logwrite("-sync", "checkpoint", "-checkpoint-interval", "1h", "-max-log-size", "4096", "-max-log-files", "1000")
+	waitFor(t, 60*time.Second, "the state file to reach the last entry", func() bool { return written(e, last) })
+	rotated := 0
+	ents, err := os.ReadDir(e.logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ent := range ents {
+		if _, ok := logfile.IsRotated(ent.Name()); !ok {
+			continue
+		}
+		rotated++
+		if n := dirtyPages(t, filepath.Join(e.logDir, ent.Name())); n > 0 {
+			t.Errorf("%s has %d dirty pages after the checkpoint that covers it", ent.Name(), n)
+		}
+	}
+	lw.stop(t)
+	if rotated < 10 {
+		t.Fatalf("%d rotated files, want 10 or more", rotated)
+	}
+	nums, _ := numbers(t, sourceLines(t, e.logDir, "burst.out"), "burst.out", "n")
+	exactlyOnce(t, nums, 1, 5000)
+	m := regexp.MustCompile(`, (\d+) rotations .*, (\d+) checkpoints \([^)]+\), (\d+) of them synced,`).FindStringSubmatch(lw.Output())
+	if m == nil {
+		t.Fatalf("logwrite's last words do not count rotations and synced checkpoints:\n%s", lw.Output())
+	}
+	// On catching up and at exit (and one more if the exit's finds
+	// nothing new it still counts).
+	if n, _ := strconv.Atoi(m[3]); n > 3 {
+		t.Errorf("%s rotations made %d synced checkpoints, want at most 3", m[1], n)
+	}
+}
+
+// dirtyPages is the number of the file's pages in the page cache that
+// are not written to the disk yet; the test is skipped where that cannot
+// be seen (no cachestat(2), a filesystem in memory).
+func dirtyPages(t *testing.T, path string) uint64 {
+	t.Helper()
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(path, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	if sfs.Type == unix.TMPFS_MAGIC || sfs.Type == unix.RAMFS_MAGIC {
+		t.Skipf("%s is in memory: nothing is ever written to a disk", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var cs unix.Cachestat_t
+	err = unix.Cachestat(uint(f.Fd()), &unix.CachestatRange{}, &cs, 0)
+	if errors.Is(err, unix.ENOSYS) {
+		t.Skip("no cachestat(2) to see dirty pages")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs.Dirty
 }

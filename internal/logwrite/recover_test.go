@@ -239,7 +239,7 @@ func TestPendingState(t *testing.T) {
 	if err := SaveState(dir, old); err != nil {
 		t.Fatal(err)
 	}
-	p, err := writePending(dir, State{Cursor: logproto.Cursor{Instance: "a", Seq: 2}})
+	p, err := writePending(dir, State{Cursor: logproto.Cursor{Instance: "a", Seq: 2}}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestPendingState(t *testing.T) {
 		t.Errorf("state file mode %v, %v; want 0644", fi.Mode(), err)
 	}
 	// One left behind is removed at start; the state stays.
-	p, err = writePending(dir, State{Cursor: logproto.Cursor{Instance: "a", Seq: 3}})
+	p, err = writePending(dir, State{Cursor: logproto.Cursor{Instance: "a", Seq: 3}}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

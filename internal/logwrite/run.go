@@ -99,8 +99,8 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) error {
 				fmt.Fprintf(stderr, "logwrite: final checkpoint: %v\n", cerr)
 			}
 			st := w.stats
-			fmt.Fprintf(stderr, "logwrite: stopping: wrote %d lines (%d bytes), %d entries lost to gaps, %d rotations (%d failed attempts), %d checkpoints (%v), %d failed writes\n",
-				st.Lines, st.Bytes, st.Lost, st.Rotations, st.RotateErrors, st.Checkpoints, st.CheckpointTime.Round(time.Microsecond), st.WriteErrors)
+			fmt.Fprintf(stderr, "logwrite: stopping: wrote %d lines (%d bytes), %d entries lost to gaps, %d rotations (%d failed attempts), %d checkpoints (%v), %d of them synced, %d failed writes\n",
+				st.Lines, st.Bytes, st.Lost, st.Rotations, st.RotateErrors, st.Checkpoints, st.CheckpointTime.Round(time.Microsecond), st.Synced, st.WriteErrors)
 			return nil
 		}
 		if progressed {

@@ -64,16 +64,17 @@ func LoadState(dir string) (State, error) {
 // SaveState replaces the state file of dir atomically (written to a
 // temporary file, synced, renamed).
 func SaveState(dir string, s State) error {
-	p, err := writePending(dir, s)
+	p, err := writePending(dir, s, true)
 	if err != nil {
 		return err
 	}
 	return p.replace()
 }
 
-// pendingState is a state written and synced under a temporary name in
-// the log directory (one that logfile.RemoveTemps removes), waiting to
-// replace the state file. Writing it needs nothing else to be on the
+// pendingState is a state written (and synced, unless for a quick
+// checkpoint: writer.mark) under a temporary name in the log directory
+// (one that logfile.RemoveTemps removes), waiting to replace the state
+// file. Writing it needs nothing else to be on the
 // disk yet, so it can be done while the log files are synced; only the
 // rename must wait for them.
 //
@@ -82,7 +83,7 @@ func SaveState(dir string, s State) error {
 // here (measured: the checkpoints of a catch-up took about a tenth longer).
 type pendingState struct{ tmp, dst string }
 
-func writePending(dir string, s State) (*pendingState, error) {
+func writePending(dir string, s State, synced bool) (*pendingState, error) {
 	s.Version = stateVersion
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -100,7 +101,7 @@ func writePending(dir string, s State) (*pendingState, error) {
 	if err == nil {
 		_, err = f.Write(b)
 	}
-	if err == nil {
+	if err == nil && synced {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -30,6 +30,9 @@ const (
 	// gapSource is the source whose file receives gap lines when no file
 	// is open (the source memlogd uses for its own messages).
 	gapSource = "memlogd"
+	// maxUnsynced is the number of rotated files kept open until the next
+	// synced checkpoint; a rotation past it makes a synced checkpoint.
+	maxUnsynced = 64
 )
 
 // Stats counts what the writer did.
@@ -38,6 +41,10 @@ type Stats struct {
 	Bytes       uint64 // bytes of those lines
 	Lost        uint64 // entries memlogd reported lost (gap lines)
 	Checkpoints uint64
+	// Synced counts the checkpoints that waited for the disk (with -sync
+	// none, for the state file only); the others are quick ones
+	// (writer.mark).
+	Synced uint64
 	// CheckpointTime is the time spent in checkpoints (mostly waiting
 	// for the disk with -sync checkpoint or always).
 	CheckpointTime time.Duration
@@ -67,10 +74,13 @@ type writer struct {
 	// rotated holds the sources whose file was rotated, with a state
 	// marking it so, and not opened again since.
 	rotated map[string]bool
-	cursor  logproto.Cursor // last entry (or gap) whose line is appended
-	saved   logproto.Cursor // cursor in the state file
-	legacy  bool
-	resets  int // connections reset before the hello, in a row
+	// unsynced are rotated files with lines not yet synced: the next
+	// synced checkpoint syncs and closes them.
+	unsynced []*logfile.File
+	cursor   logproto.Cursor // last entry (or gap) whose line is appended
+	saved    logproto.Cursor // cursor in the state file
+	legacy   bool
+	resets   int // connections reset before the hello, in a row
 	// dirChanged is set when files were created, renamed or deleted
 	// since the directory was last synced.
 	dirChanged     bool
@@ -154,14 +164,33 @@ func (w *writer) flushAll() error {
 }
 
 // checkpoint writes everything pending, syncs per policy and saves the
-// cursor with every open file's size.
-func (w *writer) checkpoint() error {
+// cursor with every open file's size. With -sync checkpoint or always,
+// every line up to the cursor is on stable storage when it returns,
+// those of files rotated since the last one included.
+func (w *writer) checkpoint() error { return w.save(true) }
+
+// mark is the quick checkpoint a rotation or a new file needs: it saves
+// the cursor and the files' sizes without waiting for the disk, so that a
+// logwrite killed (kill -9, a crash) and restarted against the same
+// memlogd finds the state it needs to write every entry exactly once: the
+// page cache survives a process, so nothing needs to be synced for that.
+// What syncing adds is only that lines survive a power loss or a kernel
+// crash, and those also end memlogd (its ring is in memory): the
+// restarted logwrite meets a new memlogd instance, whose ring it writes
+// from the start whatever the state file says, so a quick checkpoint the
+// disk did not keep costs nothing there either. The synced checkpoints
+// (every -checkpoint-interval, on catching up, at exit) still sync every
+// line written before them.
+func (w *writer) mark() error { return w.save(false) }
+
+// save is checkpoint (synced) or mark (not).
+func (w *writer) save(synced bool) error {
 	start := w.now()
 	defer func() { w.stats.CheckpointTime += w.now().Sub(start) }()
 	if err := w.flushAll(); err != nil {
 		return err
 	}
-	syncing := w.cfg.Sync != SyncNone
+	syncing := synced && w.cfg.Sync != SyncNone
 	if w.legacy {
 		// No state: LinuxKit's memlogd has no cursor to give.
 		if syncing {
@@ -169,19 +198,22 @@ func (w *writer) checkpoint() error {
 				return err
 			}
 		}
-		w.lastCheckpoint = w.now()
+		if synced {
+			w.lastCheckpoint = w.now()
+		}
 		return nil
 	}
 	st := State{Cursor: w.cursor}
 	for _, of := range w.files {
 		st.Files = append(st.Files, FileState{Name: of.f.Name, Source: of.source, Ino: of.f.Ino(), Size: of.f.Size(), Rotating: of == w.rotating})
 	}
-	// The new state is written and synced under a temporary name while
-	// the files are synced; it replaces the state file only after them.
+	// The new state is written (and synced, for a synced checkpoint)
+	// under a temporary name while the files are synced; it replaces the
+	// state file only after them.
 	var pending *pendingState
 	save := func() error {
 		var err error
-		pending, err = writePending(w.cfg.LogDir, st)
+		pending, err = writePending(w.cfg.LogDir, st, synced)
 		return err
 	}
 	var err error
@@ -196,7 +228,11 @@ func (w *writer) checkpoint() error {
 		}
 		return err
 	}
-	w.lastCheckpoint = w.now()
+	if synced {
+		// The interval counts from the last checkpoint that synced: quick
+		// ones (a rotation every few milliseconds) do not put it off.
+		w.lastCheckpoint = w.now()
+	}
 	if err := pending.replace(); err != nil {
 		return err
 	}
@@ -209,6 +245,9 @@ func (w *writer) checkpoint() error {
 	// The files opened from now on are listed by the next checkpoint.
 	clear(w.rotated)
 	w.stats.Checkpoints++
+	if synced {
+		w.stats.Synced++
+	}
 	return nil
 }
 
@@ -227,6 +266,9 @@ func (w *writer) syncAll(also func() error) error {
 			todo = append(todo, of.f.Sync)
 		}
 	}
+	for _, f := range w.unsynced {
+		todo = append(todo, f.Sync)
+	}
 	if w.dirChanged {
 		todo = append(todo, func() error { return logfile.SyncDir(w.cfg.LogDir) })
 	}
@@ -243,7 +285,17 @@ func (w *writer) syncAll(also func() error) error {
 		return err
 	}
 	w.dirChanged = false
+	w.closeUnsynced()
 	return nil
+}
+
+// closeUnsynced closes the rotated files kept for the next sync.
+func (w *writer) closeUnsynced() {
+	for i, f := range w.unsynced {
+		f.Close()
+		w.unsynced[i] = nil
+	}
+	w.unsynced = w.unsynced[:0]
 }
 
 // fileFor returns the open file of source, opening it (and checkpointing,
@@ -262,7 +314,7 @@ func (w *writer) fileFor(ctx context.Context, source string) (*openFile, error) 
 	if err != nil || listed {
 		return of, err
 	}
-	if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
+	if err := w.retry(ctx, "disk trouble", w.mark); err != nil {
 		return nil, err
 	}
 	return of, nil
@@ -298,7 +350,7 @@ func (w *writer) openAll(ctx context.Context, recs []logproto.Record) error {
 	if !unlisted {
 		return nil
 	}
-	return w.retry(ctx, "disk trouble", w.checkpoint)
+	return w.retry(ctx, "disk trouble", w.mark)
 }
 
 // open opens source's file, closing every file first (after a
@@ -403,13 +455,19 @@ func (w *writer) gap(ctx context.Context, lost uint64) error {
 
 // rotate checkpoints, so that the state matches the file being rotated,
 // and rotates. A failed rotation is reported and retried after
-// rotateRetry; meanwhile the file grows past its limit.
+// rotateRetry; meanwhile the file grows past its limit. The checkpoint
+// is a quick one (mark): the rotated file stays open until the next
+// synced checkpoint syncs it, unless too many wait already.
 func (w *writer) rotate(ctx context.Context, of *openFile) error {
 	if w.now().Before(of.retryAt) {
 		return nil
 	}
 	w.rotating = of
-	err := w.retry(ctx, "disk trouble", w.checkpoint)
+	op := w.mark
+	if len(w.unsynced) >= maxUnsynced {
+		op = w.checkpoint
+	}
+	err := w.retry(ctx, "disk trouble", op)
 	w.rotating = nil
 	if err != nil {
 		return err
@@ -423,7 +481,11 @@ func (w *writer) rotate(ctx context.Context, of *openFile) error {
 	w.rep.clear("rotation", "rotation works again (%s)", of.f.Name)
 	w.stats.Rotations++
 	w.dirChanged = true
-	of.f.Close()
+	if of.f.Dirty() && w.cfg.Sync != SyncNone {
+		w.unsynced = append(w.unsynced, of.f)
+	} else {
+		of.f.Close()
+	}
 	delete(w.files, of.source)
 	w.last = nil
 	w.rotated[of.source] = true
@@ -520,4 +582,5 @@ func (w *writer) closeAll() {
 		delete(w.files, s)
 	}
 	w.last = nil
+	w.closeUnsynced()
 }
