@@ -102,15 +102,39 @@ func (f *File) Dirty() bool { return f.dirty }
 // Sync flushes the file to stable storage if anything was written since
 // the last Sync.
 func (f *File) Sync() error {
+	sync := f.SyncLater()
+	if sync == nil {
+		return nil
+	}
+	if err := sync(); err != nil {
+		f.dirty = true
+		return err
+	}
+	return nil
+}
+
+// SyncLater returns a function that flushes what was written to the file
+// so far to stable storage, or nil if nothing was written since the last
+// sync. The function may run in another goroutine while the file is
+// written to (not closed). The file counts as synced from now on: if the
+// function fails, the caller must call Unsynced.
+func (f *File) SyncLater() func() error {
 	if !f.dirty {
 		return nil
 	}
-	if err := f.f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", f.path, err)
-	}
 	f.dirty = false
-	return nil
+	file, path := f.f, f.path
+	return func() error {
+		if err := file.Sync(); err != nil {
+			return fmt.Errorf("syncing %s: %w", path, err)
+		}
+		return nil
+	}
 }
+
+// Unsynced marks the file as holding bytes not synced (a function from
+// SyncLater failed).
+func (f *File) Unsynced() { f.dirty = true }
 
 // Close closes the file; pending bytes are dropped.
 func (f *File) Close() error {

@@ -331,3 +331,47 @@ func TestFileFlushKeepsUnwritten(t *testing.T) {
 		t.Fatal("opened a symlink")
 	}
 }
+
+// SyncLater hands the sync of what was written so far to the caller, to
+// run while the file is written to: the file counts as synced at once,
+// as not synced again after Unsynced (the sync failed), and a clean file
+// has nothing to sync.
+func TestSyncLater(t *testing.T) {
+	f, err := Open(t.TempDir(), "x.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.SyncLater() != nil {
+		t.Fatal("a file nothing was written to has something to sync")
+	}
+	f.Append([]byte("one\n"))
+	if err := f.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	sync := f.SyncLater()
+	if sync == nil || f.Dirty() {
+		t.Fatalf("after SyncLater: sync %v, dirty %v; want a sync and a clean file", sync != nil, f.Dirty())
+	}
+	done := make(chan error, 1)
+	go func() { done <- sync() }()
+	for range 100 {
+		f.Append([]byte("more\n"))
+		if err := f.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !f.Dirty() {
+		t.Error("bytes written while a sync ran count as synced")
+	}
+	if err := f.Sync(); err != nil || f.Dirty() {
+		t.Fatalf("Sync: %v, dirty %v", err, f.Dirty())
+	}
+	f.Unsynced()
+	if !f.Dirty() || f.SyncLater() == nil {
+		t.Error("Unsynced did not make the file count as not synced")
+	}
+}

@@ -655,3 +655,77 @@ func dirtyPages(t *testing.T, path string) uint64 {
 	}
 	return cs.Dirty
 }
+
+// memlogd may be slow to send its dump: logwrite, having written all
+// that arrived, finds nothing more waiting before it has reached the end
+// the hello announced. That is not the end: when the rest arrives, it
+// still checkpoints on reaching it, not an interval later (an hour here).
+// A stand-in memlogd sends the first half of the dump, waits until
+// logwrite has written it, then sends the rest and keeps the stream open.
+func TestCaughtUpAfterASlowDump(t *testing.T) {
+	const n = 2000
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "q.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := make(chan struct{})
+	var held []net.Conn
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	entries := func(from, to int) []byte {
+		var b []byte
+		for i := from; i <= to; i++ {
+			b = fmt.Appendf(b, `{"seq":%d,"time":"2026-12-02T01:00:00.000000001Z","source":"slow","msg":"n %d","facility":1,"severity":6}`+"\n", i, i)
+		}
+		return b
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+			go func() {
+				br := bufio.NewReader(c)
+				if first, err := br.Peek(1); err != nil || first[0] != '{' {
+					return // LinuxKit's request: left unanswered
+				}
+				if _, err := br.ReadString('\n'); err != nil {
+					return
+				}
+				hello := fmt.Sprintf(`{"type":"hello","instance":"slow1","boot":"b","first":1,"next":%d}`+"\n", n+1)
+				c.Write(append([]byte(hello), entries(1, n/2)...))
+				<-half
+				c.Write(entries(n/2+1, n))
+			}()
+		}
+	}()
+	logDir := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, bin := build(t)
+	lw := start(t, bin, "-socket", sock, "-log-dir", logDir, "-checkpoint-interval", "1h")
+	defer lw.stop(t)
+	waitFor(t, 60*time.Second, "logwrite to write the first half", func() bool {
+		lines, err := trySourceLines(logDir, "slow")
+		return err == nil && len(lines) >= n/2
+	})
+	close(half)
+	waitFor(t, 60*time.Second, "the state file to reach the last entry", func() bool {
+		st, err := LoadState(logDir)
+		return err == nil && st.Cursor.Seq >= n
+	})
+}

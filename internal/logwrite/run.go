@@ -226,11 +226,21 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 				continue
 			}
 			if w.cursor != w.saved || w.pending() > 0 {
-				if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
+				if err := w.retry(ctx, "disk trouble", w.checkpointLater); err != nil {
 					return progressed, err
 				}
 			}
 			tick.Reset(w.cfg.CheckpointInterval)
+		case <-w.bgDone():
+			// A checkpoint that failed in the background is made again
+			// here, retried until it works (nothing is read meanwhile).
+			if err := w.settle(); err != nil {
+				w.stats.WriteErrors++
+				w.rep.report("disk trouble", "disk trouble: %v; checkpointing again", err)
+				if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
+					return progressed, err
+				}
+			}
 		case b := <-ch:
 			if len(b.recs) > 0 {
 				progressed = true
@@ -257,15 +267,29 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 			// a moment worth a checkpoint at once: a restart after a
 			// burst need not write it again, and the state file says
 			// "all written" without waiting for the next tick.
-			// memlogd's newest entry may be one it filters out for
-			// logwrite (its own lines, -exclude): then nothing more
-			// waiting from memlogd is as good as having reached it.
-			caughtUp := w.dumpEnd > 0 && (w.cursor.Seq >= w.dumpEnd || b.idle && len(ch) == 0)
+			caughtUp := w.dumpEnd > 0 && w.cursor.Seq >= w.dumpEnd
 			if caughtUp {
 				w.dumpEnd = 0
 			}
-			if caughtUp || w.cfg.Sync == SyncAlways || w.now().Sub(w.lastCheckpoint) >= w.cfg.CheckpointInterval {
+			// memlogd's newest entry may be one it filters out for
+			// logwrite (its own lines, -exclude): then nothing more
+			// waiting from memlogd is as good as having reached it. But
+			// memlogd may only be slow to send the rest: so the end to
+			// reach is kept, and such a checkpoint is made only when
+			// none is under way.
+			if !caughtUp && w.dumpEnd > 0 && b.idle && len(ch) == 0 && w.bg == nil && w.cursor != w.saved {
+				caughtUp = true
+			}
+			// With -sync always the lines of a batch are on the disk
+			// before the next is written; else the disk is waited for in
+			// the background while the next batches are written.
+			switch {
+			case w.cfg.Sync == SyncAlways:
 				if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
+					return progressed, err
+				}
+			case caughtUp || w.now().Sub(w.lastCheckpoint) >= w.cfg.CheckpointInterval:
+				if err := w.retry(ctx, "disk trouble", w.checkpointLater); err != nil {
 					return progressed, err
 				}
 			}

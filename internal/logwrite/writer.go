@@ -74,9 +74,19 @@ type writer struct {
 	// rotated holds the sources whose file was rotated, with a state
 	// marking it so, and not opened again since.
 	rotated map[string]bool
-	// unsynced are rotated files with lines not yet synced: the next
-	// synced checkpoint syncs and closes them.
+	// unsynced are rotated files with lines not yet synced, or that a
+	// checkpoint in the background may be syncing: the next synced
+	// checkpoint syncs and closes them.
 	unsynced []*logfile.File
+	// bg is the checkpoint waiting for the disk in the background, if any.
+	bg *background
+	// states numbers the states written; placed (under placing) is the
+	// number of the one in place, which only a later one may replace.
+	states  uint64
+	placing sync.Mutex
+	placed  uint64
+	// syncHook, if set, runs before a background checkpoint syncs (tests).
+	syncHook func()
 	cursor   logproto.Cursor // last entry (or gap) whose line is appended
 	saved    logproto.Cursor // cursor in the state file
 	legacy   bool
@@ -167,7 +177,12 @@ func (w *writer) flushAll() error {
 // cursor with every open file's size. With -sync checkpoint or always,
 // every line up to the cursor is on stable storage when it returns,
 // those of files rotated since the last one included.
-func (w *writer) checkpoint() error { return w.save(true) }
+func (w *writer) checkpoint() error { return w.save(true, false) }
+
+// checkpointLater is checkpoint with the waiting for the disk done in
+// another goroutine (see background), so that lines keep being written
+// meanwhile; the session's loop takes its end (background.done).
+func (w *writer) checkpointLater() error { return w.save(true, true) }
 
 // mark is the quick checkpoint a rotation or a new file needs: it saves
 // the cursor and the files' sizes without waiting for the disk, so that a
@@ -181,12 +196,19 @@ func (w *writer) checkpoint() error { return w.save(true) }
 // disk did not keep costs nothing there either. The synced checkpoints
 // (every -checkpoint-interval, on catching up, at exit) still sync every
 // line written before them.
-func (w *writer) mark() error { return w.save(false) }
+func (w *writer) mark() error { return w.save(false, false) }
 
-// save is checkpoint (synced) or mark (not).
-func (w *writer) save(synced bool) error {
+// save is checkpoint (synced), checkpointLater (synced, later) or mark
+// (not synced). A synced checkpoint first waits for the one in the
+// background, if any; a mark does not (see place).
+func (w *writer) save(synced, later bool) error {
 	start := w.now()
 	defer func() { w.stats.CheckpointTime += w.now().Sub(start) }()
+	if synced {
+		if err := w.settle(); err != nil {
+			return err
+		}
+	}
 	if err := w.flushAll(); err != nil {
 		return err
 	}
@@ -206,6 +228,10 @@ func (w *writer) save(synced bool) error {
 	st := State{Cursor: w.cursor}
 	for _, of := range w.files {
 		st.Files = append(st.Files, FileState{Name: of.f.Name, Source: of.source, Ino: of.f.Ino(), Size: of.f.Size(), Rotating: of == w.rotating})
+	}
+	if synced && later {
+		w.startBackground(st, syncing)
+		return nil
 	}
 	// The new state is written (and synced, for a synced checkpoint)
 	// under a temporary name while the files are synced; it replaces the
@@ -233,7 +259,7 @@ func (w *writer) save(synced bool) error {
 		// ones (a rotation every few milliseconds) do not put it off.
 		w.lastCheckpoint = w.now()
 	}
-	if err := pending.replace(); err != nil {
+	if _, err := w.place(pending, w.nextState()); err != nil {
 		return err
 	}
 	if syncing {
@@ -249,6 +275,162 @@ func (w *writer) save(synced bool) error {
 		w.stats.Synced++
 	}
 	return nil
+}
+
+// background is a synced checkpoint waiting for the disk in another
+// goroutine: the files, the directory and the new state under its
+// temporary name are synced there, then the state file is replaced. The
+// writer goes on appending to the files meanwhile (the state names the
+// sizes they had: recovery treats what follows as after the checkpoint),
+// and marks may replace the state file (writer.place); no file it may
+// sync is closed, and no other checkpoint syncs, until it has ended
+// (writer.settle).
+type background struct {
+	done   chan struct{} // closed when it has ended, err set
+	err    error
+	cursor logproto.Cursor
+	// files were synced by it: if it fails, they are not.
+	files []*logfile.File
+	// rotated are files rotated before it, closed once it has synced them.
+	rotated []*logfile.File
+	dir     bool   // it syncs the directory
+	gen     uint64 // its state's number
+	// placed: its state replaced the state file (else a later one had).
+	placed bool
+}
+
+// nextState numbers a new state.
+func (w *writer) nextState() uint64 {
+	w.states++
+	return w.states
+}
+
+// place puts the pending state number gen in place of the state file,
+// unless a later one is there already: then it is removed, and placed is
+// false. A mark made while a checkpoint in the background waits for the
+// disk so replaces the state file without waiting, and the checkpoint's
+// older state does not come back over it. Both run in order of their
+// numbers otherwise, and a later state covers more of every file.
+func (w *writer) place(p *pendingState, gen uint64) (placed bool, err error) {
+	w.placing.Lock()
+	defer w.placing.Unlock()
+	if gen < w.placed {
+		p.discard()
+		return false, nil
+	}
+	if err := p.replace(); err != nil {
+		return false, err
+	}
+	w.placed = gen
+	return true, nil
+}
+
+// startBackground starts a synced checkpoint of st in the background,
+// the files synced too when syncing (else only the state).
+func (w *writer) startBackground(st State, syncing bool) {
+	b := &background{done: make(chan struct{}), cursor: w.cursor}
+	var ops []func() error
+	if syncing {
+		for _, of := range w.files {
+			if sync := of.f.SyncLater(); sync != nil {
+				ops = append(ops, sync)
+				b.files = append(b.files, of.f)
+			}
+		}
+		for _, f := range w.unsynced {
+			if sync := f.SyncLater(); sync != nil {
+				ops = append(ops, sync)
+				b.files = append(b.files, f)
+			}
+		}
+		b.dir, w.dirChanged = w.dirChanged, false
+	}
+	b.rotated, w.unsynced = w.unsynced, nil
+	b.gen = w.nextState()
+	dir, hook, gen := w.cfg.LogDir, w.syncHook, b.gen
+	go func() {
+		defer close(b.done)
+		if hook != nil {
+			hook()
+		}
+		var pending *pendingState
+		ops = append(ops, func() error {
+			var err error
+			pending, err = writePending(dir, st, true)
+			return err
+		})
+		if b.dir {
+			ops = append(ops, func() error { return logfile.SyncDir(dir) })
+		}
+		if b.err = runAll(ops); b.err != nil {
+			if pending != nil {
+				pending.discard()
+			}
+			return
+		}
+		b.placed, b.err = w.place(pending, gen)
+		if b.err == nil && b.placed && syncing {
+			b.err = logfile.SyncDir(dir)
+		}
+	}()
+	w.bg = b
+	w.lastCheckpoint = w.now()
+	// The files opened from now on are listed by the next checkpoint.
+	clear(w.rotated)
+}
+
+// bgDone is closed when the checkpoint in the background has ended; nil
+// (never ready) when there is none.
+func (w *writer) bgDone() <-chan struct{} {
+	if w.bg == nil {
+		return nil
+	}
+	return w.bg.done
+}
+
+// settle waits for the checkpoint in the background, if any, and takes
+// its result: on failure, what it was to sync is synced by the next
+// synced checkpoint.
+func (w *writer) settle() error {
+	b := w.bg
+	if b == nil {
+		return nil
+	}
+	<-b.done
+	w.bg = nil
+	if b.err != nil {
+		for _, f := range b.files {
+			f.Unsynced()
+		}
+		w.unsynced = append(w.unsynced, b.rotated...)
+		w.dirChanged = w.dirChanged || b.dir
+		return b.err
+	}
+	for _, f := range b.rotated {
+		f.Close()
+	}
+	w.placing.Lock()
+	if w.placed == b.gen {
+		w.saved = b.cursor // no mark came after it
+	}
+	w.placing.Unlock()
+	w.stats.Checkpoints++
+	w.stats.Synced++
+	return nil
+}
+
+// runAll runs ops at once and returns their errors joined.
+func runAll(ops []func() error) error {
+	errs := make([]error, len(ops))
+	var wg sync.WaitGroup
+	for i, op := range ops[min(1, len(ops)):] {
+		wg.Go(func() { errs[i+1] = op() })
+	}
+	if len(ops) > 0 {
+		errs[0] = ops[0]()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // syncAll flushes the files written since their last sync, and the
@@ -272,16 +454,7 @@ func (w *writer) syncAll(also func() error) error {
 	if w.dirChanged {
 		todo = append(todo, func() error { return logfile.SyncDir(w.cfg.LogDir) })
 	}
-	errs := make([]error, len(todo))
-	var wg sync.WaitGroup
-	for i, op := range todo[min(1, len(todo)):] {
-		wg.Go(func() { errs[i+1] = op() })
-	}
-	if len(todo) > 0 {
-		errs[0] = todo[0]()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := runAll(todo); err != nil {
 		return err
 	}
 	w.dirChanged = false
@@ -481,7 +654,8 @@ func (w *writer) rotate(ctx context.Context, of *openFile) error {
 	w.rep.clear("rotation", "rotation works again (%s)", of.f.Name)
 	w.stats.Rotations++
 	w.dirChanged = true
-	if of.f.Dirty() && w.cfg.Sync != SyncNone {
+	// A checkpoint in the background may be syncing it.
+	if w.bg != nil || of.f.Dirty() && w.cfg.Sync != SyncNone {
 		w.unsynced = append(w.unsynced, of.f)
 	} else {
 		of.f.Close()
@@ -575,8 +749,12 @@ func (w *writer) noteLegacy(rec *logproto.Record) {
 	w.legacyLast, w.legacyLastCount = rec.Time, 1
 }
 
-// closeAll closes every file.
+// closeAll closes every file, once a checkpoint in the background has
+// ended.
 func (w *writer) closeAll() {
+	if err := w.settle(); err != nil {
+		fmt.Fprintf(w.stderr, "logwrite: checkpoint: %v\n", err)
+	}
 	for s, of := range w.files {
 		of.f.Close()
 		delete(w.files, s)
