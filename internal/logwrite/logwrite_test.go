@@ -57,10 +57,23 @@ func TestLinuxKitRotationExpectation(t *testing.T) {
 }
 
 // kill -9 in the middle of a stream, several times: every line once.
+// With -sync checkpoint the synced checkpoints wait for the disk in the
+// background and rotated files are compressed while kept open for them.
 func TestKillNineExactlyOnce(t *testing.T) {
+	for _, sync := range []string{SyncNone, SyncCheckpoint} {
+		t.Run("sync="+sync, func(t *testing.T) {
+			args := []string{"-max-log-size", "65536", "-max-log-files", "1000", "-sync", sync, "-checkpoint-interval", "50ms"}
+			if sync == SyncCheckpoint {
+				args = append(args, "-compress")
+			}
+			killNineExactlyOnce(t, args)
+		})
+	}
+}
+
+func killNineExactlyOnce(t *testing.T, args []string) {
 	const total = 60000
 	e := newEnv(t, 200000)
-	args := []string{"-max-log-size", "65536", "-max-log-files", "1000", "-sync", "none", "-checkpoint-interval", "50ms"}
 	lw := e.logwrite(args...)
 	src := e.source("numbers.out")
 	done := make(chan struct{})
