@@ -1,11 +1,14 @@
 package logwrite
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +24,10 @@ type gate struct {
 func newGate(w *writer) *gate {
 	g := &gate{started: make(chan struct{}, 1), release: make(chan struct{})}
 	w.syncHook = func() {
-		g.started <- struct{}{}
+		select {
+		case g.started <- struct{}{}:
+		default:
+		}
 		<-g.release
 	}
 	return g
@@ -180,5 +186,159 @@ func TestCheckpointInBackgroundFails(t *testing.T) {
 	}
 	if w.files["a"].f.Dirty() || w.stats.Synced != 1 {
 		t.Errorf("after the next checkpoint: file dirty %v, %d synced checkpoints; want clean, 1", w.files["a"].f.Dirty(), w.stats.Synced)
+	}
+}
+
+// standIn is a memlogd stand-in: it answers the extended request with
+// hello, then the entries 1..n/2 of source "slow", and the rest once
+// half is closed, keeping the stream open; LinuxKit's request is left
+// unanswered. next is the hello's next.
+func standIn(t *testing.T, sock string, n int, next int, half <-chan struct{}) {
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	entries := func(from, to int) []byte {
+		var b []byte
+		for i := from; i <= to; i++ {
+			b = fmt.Appendf(b, `{"seq":%d,"time":"2026-12-02T01:00:00.000000001Z","source":"slow","msg":"n %d","facility":1,"severity":6}`+"\n", i, i)
+		}
+		return b
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+			go func() {
+				br := bufio.NewReader(c)
+				if first, err := br.Peek(1); err != nil || first[0] != '{' {
+					return
+				}
+				if _, err := br.ReadString('\n'); err != nil {
+					return
+				}
+				hello := fmt.Sprintf(`{"type":"hello","instance":"slow1","boot":"b","first":1,"next":%d}`+"\n", next)
+				c.Write(append([]byte(hello), entries(1, n/2)...))
+				<-half
+				c.Write(entries(n/2+1, n))
+			}()
+		}
+	}()
+}
+
+// memlogd's newest entry is one it does not send logwrite (its own last
+// words), and the rest of the dump arrives while a synced checkpoint
+// waits for the disk: logwrite cannot make the checkpoint of catching up
+// then, and makes it when that one ends, not an interval (an hour) later.
+func TestCaughtUpWhileCheckpointInBackground(t *testing.T) {
+	const n = 200
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "q.sock")
+	half := make(chan struct{})
+	standIn(t, sock, n, n+2, half) // entry n+1 is never sent
+	logDir := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(Config{Socket: sock, LogDir: logDir, Sync: SyncCheckpoint, CheckpointInterval: time.Hour, ReportInterval: time.Hour, MaxLogSize: 1 << 30, MaxLogFiles: 10, MaxBackoff: time.Second}, io.Discard)
+	g := newGate(w)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var st State
+		first := true
+		w.session(ctx, &st, &first)
+	}()
+	defer func() {
+		cancel()
+		<-done
+		w.closeAll()
+	}()
+	// The first batch's checkpoint (the first since the start).
+	waitChan(t, g.started, "a checkpoint in the background")
+	close(half)
+	waitFor(t, 30*time.Second, "all lines written", func() bool {
+		lines, err := trySourceLines(logDir, "slow")
+		return err == nil && len(lines) >= n
+	})
+	// Only the session's loop ends the checkpoint under way (settle), so
+	// it is under way when the last batch is looked at, however late the
+	// gate opens.
+	close(g.release)
+	waitFor(t, 30*time.Second, "the state file to reach the last entry", func() bool {
+		st, err := LoadState(logDir)
+		return err == nil && st.Cursor.Seq >= n
+	})
+}
+
+// A rotation's mark saves the cursor of the entry that filled the file
+// without syncing: if it is the last entry for a while, a synced
+// checkpoint still has work to do (the tick makes it), and it syncs and
+// closes the rotated file.
+func TestMarkLeavesWorkForTheNextSync(t *testing.T) {
+	dir := t.TempDir()
+	w := newWriter(Config{LogDir: dir, Sync: SyncCheckpoint, CheckpointInterval: time.Hour, ReportInterval: time.Hour, MaxLogSize: 100, MaxLogFiles: 10}, io.Discard)
+	defer w.closeAll()
+	w.cursor = logproto.Cursor{Instance: "i"}
+	if err := w.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; w.stats.Rotations == 0; i++ {
+		if i > 100 {
+			t.Fatal("no rotation after 100 lines of 100-byte files")
+		}
+		rec := logproto.Record{Seq: uint64(i), Source: "a", Msg: fmt.Sprintf("line %d", i), Time: time.Unix(1700000000, 0)}
+		if err := w.record(context.Background(), &rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.saved != w.cursor || len(w.unsynced) != 1 {
+		t.Fatalf("not the case under test: saved %v, cursor %v, %d rotated files waiting", w.saved, w.cursor, len(w.unsynced))
+	}
+	if !w.needsSync() {
+		t.Fatal("after a rotation's mark, nothing for a synced checkpoint to do")
+	}
+	if err := w.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if w.needsSync() || len(w.unsynced) != 0 {
+		t.Errorf("after a synced checkpoint: needs another %v, %d rotated files waiting", w.needsSync(), len(w.unsynced))
+	}
+}
+
+// With -sync always every checkpoint is a synced one, marks included:
+// no state ever names a line that is not on the disk.
+func TestSyncAlwaysHasNoQuickCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	w := newWriter(Config{LogDir: dir, Sync: SyncAlways, CheckpointInterval: time.Hour, ReportInterval: time.Hour, MaxLogSize: 100, MaxLogFiles: 10}, io.Discard)
+	defer w.closeAll()
+	w.cursor = logproto.Cursor{Instance: "i"}
+	for i := 1; w.stats.Rotations < 3; i++ {
+		if i > 100 {
+			t.Fatal("no 3 rotations after 100 lines of 100-byte files")
+		}
+		rec := logproto.Record{Seq: uint64(i), Source: fmt.Sprintf("s%d", i%2), Msg: fmt.Sprintf("line %d", i), Time: time.Unix(1700000000, 0)}
+		if err := w.record(context.Background(), &rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.stats.Checkpoints == 0 || w.stats.Synced != w.stats.Checkpoints || len(w.unsynced) != 0 {
+		t.Errorf("-sync always: %d checkpoints, %d synced, %d rotated files waiting; want all synced, none waiting", w.stats.Checkpoints, w.stats.Synced, len(w.unsynced))
 	}
 }

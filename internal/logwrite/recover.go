@@ -86,6 +86,9 @@ func readTail(dir string, fs FileState) (*tail, error) {
 	if ok && sys.Ino != fs.Ino && fs.Rotating {
 		fs.Ino, fs.Size, fs.Rotating = sys.Ino, 0, false
 	}
+	if ok && sys.Ino == fs.Ino && st.Size() < fs.Size {
+		return nil, &shortError{name: fs.Name, have: st.Size(), want: fs.Size}
+	}
 	if !ok || sys.Ino != fs.Ino || st.Size() <= fs.Size || st.Size()-fs.Size > maxTail {
 		return nil, nil
 	}
@@ -104,6 +107,20 @@ func readTail(dir string, fs FileState) (*tail, error) {
 		b = b[i+1:]
 	}
 	return t, nil
+}
+
+// shortError: a file is shorter than the state says. logwrite never cuts
+// a file below a checkpointed size, so the disk lost bytes that were
+// written (an I/O error on writeback, a volume that dropped and came
+// back) while memlogd kept running: their lines are not written again,
+// since memlogd sends only the entries after the state's cursor.
+type shortError struct {
+	name       string
+	have, want int64
+}
+
+func (e *shortError) Error() string {
+	return fmt.Sprintf("%s has %d bytes, the state file says %d: the disk lost %d bytes of lines counted as written, which are not written again", e.name, e.have, e.want, e.want-e.have)
 }
 
 // split returns how many of the tail's lines stay: the smallest p such
@@ -150,6 +167,12 @@ func newRecovery(dir string, st State, stderr io.Writer) *recovery {
 			continue
 		}
 		t, err := readTail(dir, fs)
+		var short *shortError
+		if errors.As(err, &short) {
+			rc.files = append(rc.files, fs)
+			fmt.Fprintf(stderr, "logwrite: recovering: %v\n", err)
+			continue
+		}
 		if err != nil {
 			rc.files = append(rc.files, fs)
 			fmt.Fprintf(stderr, "logwrite: recovering %s: %v; its lines written after the last checkpoint stay (some may appear twice)\n", fs.Name, err)

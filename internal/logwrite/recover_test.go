@@ -275,3 +275,46 @@ func TestPendingState(t *testing.T) {
 		t.Errorf("state after RemoveTemps: %+v, %v", st, err)
 	}
 }
+
+// A file shorter than the state says lost bytes that were written (the
+// disk lost them while memlogd kept running: an I/O error on writeback, a
+// volume that dropped and came back). logwrite cannot write those lines
+// again, since memlogd sends only what follows the cursor: it says so at
+// its restart, and goes on with the entries after the cursor.
+func TestRecoveryReportsAShortFile(t *testing.T) {
+	e := newEnv(t, 1000)
+	src := e.source("short")
+	writeNumbers(t, src, "n", 1, 100)
+	var last uint64
+	waitFor(t, 30*time.Second, "memlogd to hold the lines", func() bool { last = lastSeq(t, e); return last >= 100 })
+	lw := e.logwrite("-sync", "none")
+	waitFor(t, 30*time.Second, "the state file to reach the last entry", func() bool { return written(e, last) })
+	lw.Kill()
+	<-lw.Done()
+	st, err := LoadState(e.logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size int64
+	for _, f := range st.Files {
+		if f.Name == "short.log" {
+			size = f.Size
+		}
+	}
+	if size < 100 {
+		t.Fatalf("not the case under test: the state lists short.log with %d bytes: %+v", size, st)
+	}
+	if err := os.Truncate(filepath.Join(e.logDir, "short.log"), size-60); err != nil {
+		t.Fatal(err)
+	}
+	lw = e.logwrite("-sync", "none")
+	writeNumbers(t, src, "n", 101, 110)
+	waitFor(t, 30*time.Second, "line 110", func() bool {
+		lines, err := trySourceLines(e.logDir, "short")
+		return err == nil && len(lines) > 0 && strings.HasSuffix(lines[len(lines)-1], " n 110")
+	})
+	lw.stop(t)
+	if want := "short.log has " + strconv.FormatInt(size-60, 10) + " bytes, the state file says " + strconv.FormatInt(size, 10) + ": the disk lost 60 bytes"; !strings.Contains(lw.Output(), want) {
+		t.Errorf("logwrite's output does not say %q:\n%s", want, lw.Output())
+	}
+}

@@ -207,12 +207,16 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 	defer close(done)
 	go read(s, ch, free, done, w.stderr)
 
-	// The timer fires -checkpoint-interval after the last checkpoint,
-	// whatever made it (a rotation, a new file, the interval), so that no
-	// checkpoint follows another sooner than that for lack of entries.
+	// The timer fires -checkpoint-interval after the last synced
+	// checkpoint, whatever made it (the interval, catching up), so that
+	// none follows another sooner than that for lack of entries; the
+	// quick ones of rotations and new files do not count (writer.mark).
 	tick := time.NewTimer(w.cfg.CheckpointInterval)
 	defer tick.Stop()
 	progressed := false
+	// caughtUpLater: the batch that caught up came while a checkpoint
+	// was under way; its own is made when that one ends.
+	caughtUpLater := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -225,7 +229,7 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 				tick.Reset(wait)
 				continue
 			}
-			if w.cursor != w.saved || w.pending() > 0 {
+			if w.needsSync() {
 				if err := w.retry(ctx, "disk trouble", w.checkpointLater); err != nil {
 					return progressed, err
 				}
@@ -240,7 +244,13 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 				if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
 					return progressed, err
 				}
+			} else if caughtUpLater {
+				// Caught up while it was under way (below).
+				if err := w.retry(ctx, "disk trouble", w.checkpointLater); err != nil {
+					return progressed, err
+				}
 			}
+			caughtUpLater = false
 		case b := <-ch:
 			if len(b.recs) > 0 {
 				progressed = true
@@ -276,9 +286,13 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 			// waiting from memlogd is as good as having reached it. But
 			// memlogd may only be slow to send the rest: so the end to
 			// reach is kept, and such a checkpoint is made only when
-			// none is under way.
-			if !caughtUp && w.dumpEnd > 0 && b.idle && len(ch) == 0 && w.bg == nil && w.cursor != w.saved {
-				caughtUp = true
+			// none is under way, or when the one under way ends.
+			if !caughtUp && w.dumpEnd > 0 && b.idle && len(ch) == 0 && w.needsSync() {
+				if w.bg == nil {
+					caughtUp = true
+				} else {
+					caughtUpLater = true
+				}
 			}
 			// With -sync always the lines of a batch are on the disk
 			// before the next is written; else the disk is waited for in

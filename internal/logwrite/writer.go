@@ -45,8 +45,9 @@ type Stats struct {
 	// none, for the state file only); the others are quick ones
 	// (writer.mark).
 	Synced uint64
-	// CheckpointTime is the time spent in checkpoints (mostly waiting
-	// for the disk with -sync checkpoint or always).
+	// CheckpointTime is the time logwrite waited for checkpoints (mostly
+	// for the disk with -sync checkpoint or always); a checkpoint in the
+	// background is waited for only by the next synced one.
 	CheckpointTime time.Duration
 	Rotations      uint64
 	WriteErrors    uint64 // failed attempts to write, open or checkpoint
@@ -89,8 +90,10 @@ type writer struct {
 	syncHook func()
 	cursor   logproto.Cursor // last entry (or gap) whose line is appended
 	saved    logproto.Cursor // cursor in the state file
-	legacy   bool
-	resets   int // connections reset before the hello, in a row
+	// durable is the cursor of the last synced checkpoint.
+	durable logproto.Cursor
+	legacy  bool
+	resets  int // connections reset before the hello, in a row
 	// dirChanged is set when files were created, renamed or deleted
 	// since the directory was last synced.
 	dirChanged     bool
@@ -195,13 +198,21 @@ func (w *writer) checkpointLater() error { return w.save(true, true) }
 // from the start whatever the state file says, so a quick checkpoint the
 // disk did not keep costs nothing there either. The synced checkpoints
 // (every -checkpoint-interval, on catching up, at exit) still sync every
-// line written before them.
+// line written before them. The case this leaves: a disk that loses
+// written bytes while memlogd keeps running (an I/O error on writeback, a
+// volume that drops and comes back); a mark may then name lines the disk
+// lost, which recovery reports (shortError) but cannot write again. With
+// -sync always every checkpoint is a synced one.
 func (w *writer) mark() error { return w.save(false, false) }
 
 // save is checkpoint (synced), checkpointLater (synced, later) or mark
-// (not synced). A synced checkpoint first waits for the one in the
+// (not synced); with -sync always, all are checkpoints. A synced checkpoint first waits for the one in the
 // background, if any; a mark does not (see place).
 func (w *writer) save(synced, later bool) error {
+	if w.cfg.Sync == SyncAlways {
+		// Every state names only lines on the disk.
+		synced, later = true, false
+	}
 	start := w.now()
 	defer func() { w.stats.CheckpointTime += w.now().Sub(start) }()
 	if synced {
@@ -272,9 +283,29 @@ func (w *writer) save(synced, later bool) error {
 	clear(w.rotated)
 	w.stats.Checkpoints++
 	if synced {
+		w.durable = w.cursor
 		w.stats.Synced++
 	}
 	return nil
+}
+
+// needsSync reports whether a synced checkpoint has anything to do:
+// entries written since the last one (a mark may have saved them, but
+// not synced), bytes not yet written, or not yet synced.
+func (w *writer) needsSync() bool {
+	if w.cursor != w.durable || len(w.unsynced) > 0 {
+		return true
+	}
+	syncing := w.cfg.Sync != SyncNone
+	if syncing && w.dirChanged {
+		return true
+	}
+	for _, of := range w.files {
+		if of.f.Pending() > 0 || syncing && of.f.Dirty() {
+			return true
+		}
+	}
+	return false
 }
 
 // background is a synced checkpoint waiting for the disk in another
@@ -414,6 +445,7 @@ func (w *writer) settle() error {
 		w.saved = b.cursor // no mark came after it
 	}
 	w.placing.Unlock()
+	w.durable = b.cursor
 	w.stats.Checkpoints++
 	w.stats.Synced++
 	return nil
@@ -655,7 +687,7 @@ func (w *writer) rotate(ctx context.Context, of *openFile) error {
 	w.stats.Rotations++
 	w.dirChanged = true
 	// A checkpoint in the background may be syncing it.
-	if w.bg != nil || of.f.Dirty() && w.cfg.Sync != SyncNone {
+	if w.cfg.Sync != SyncNone && (w.bg != nil || of.f.Dirty()) {
 		w.unsynced = append(w.unsynced, of.f)
 	} else {
 		of.f.Close()
