@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lklog/lklog/internal/logproto"
 	"github.com/lklog/lklog/internal/ring"
 )
 
@@ -160,16 +161,33 @@ type splitter struct {
 func (s *splitter) split(b []byte, now int64) int {
 	i := 0
 	for {
-		j := bytes.IndexByte(b[i:], '\n')
+		// One pass finds the end of a plain line (a newline is not
+		// plain) and tells that it needs no escaping in any output.
+		j := i + logproto.PlainLen(b[i:])
+		var flags uint8
+		switch {
+		case j == len(b):
+			j = -1
+		case b[j] == '\n':
+			flags = ring.FlagPlain
+		case b[j] == '\r' && j+1 < len(b) && b[j+1] == '\n':
+			j, flags = j+1, ring.FlagPlain // add drops the '\r'
+		default:
+			if k := bytes.IndexByte(b[j:], '\n'); k >= 0 {
+				j += k
+			} else {
+				j = -1
+			}
+		}
 		if j < 0 {
 			break
 		}
 		if s.skipping {
 			s.skipping = false
 		} else {
-			s.add(b[i:i+j], 0, now)
+			s.add(b[i:j], flags, now)
 		}
-		i += j + 1
+		i = j + 1
 	}
 	rest := len(b) - i
 	switch {

@@ -21,6 +21,11 @@ const (
 // concurrent use; each reader owns one.
 type Encoder struct {
 	Time TimeFormatter
+	// The last source encoded, and its encoding: the entries of one read
+	// from a stream share their source.
+	src      []byte
+	srcJSON  []byte // AppendString of src
+	srcEntry []byte // AppendEntry's source key and value(s) of src
 }
 
 // AppendLegacy appends e as LinuxKit's memlogd writes it:
@@ -30,10 +35,34 @@ func (enc *Encoder) AppendLegacy(dst []byte, e *ring.Entry) []byte {
 	dst = append(dst, `{"time":`...)
 	dst = enc.Time.Append(dst, e.Time)
 	dst = append(dst, `,"source":`...)
-	dst = AppendString(dst, e.Source)
+	if !enc.sameSource(e.Source) || len(enc.srcJSON) == 0 {
+		enc.srcJSON = AppendString(enc.srcJSON[:0], e.Source)
+	}
+	dst = append(dst, enc.srcJSON...)
 	dst = append(dst, `,"msg":`...)
-	dst = AppendString(dst, e.Msg)
+	dst = appendMsg(dst, e)
 	return append(dst, '}', '\n')
+}
+
+// sameSource reports whether source is the one encoded last; if not, it
+// becomes that one, with no encoding yet.
+func (enc *Encoder) sameSource(source []byte) bool {
+	if enc.src != nil && bytes.Equal(source, enc.src) {
+		return true
+	}
+	enc.src = append(enc.src[:0], source...)
+	enc.srcJSON, enc.srcEntry = enc.srcJSON[:0], enc.srcEntry[:0]
+	return false
+}
+
+// appendMsg appends e's message as a JSON string: a plain one as it is.
+func appendMsg(dst []byte, e *ring.Entry) []byte {
+	if e.Flags&ring.FlagPlain != 0 {
+		dst = append(dst, '"')
+		dst = append(dst, e.Msg...)
+		return append(dst, '"')
+	}
+	return AppendString(dst, e.Msg)
 }
 
 // Keys of the extended entry that carry a field's exact bytes, in
@@ -55,12 +84,17 @@ func (enc *Encoder) AppendEntry(dst []byte, e *ring.Entry) []byte {
 	dst = appendUint(dst, e.Seq)
 	dst = append(dst, `,"time":`...)
 	dst = enc.Time.Append(dst, e.Time)
-	dst = append(dst, `,"source":`...)
-	if dst, lossy = appendString(dst, e.Source); lossy {
-		dst = appendB64(dst, KeySourceB64, e.Source)
+	if !enc.sameSource(e.Source) || len(enc.srcEntry) == 0 {
+		enc.srcEntry = append(enc.srcEntry[:0], `,"source":`...)
+		if enc.srcEntry, lossy = appendString(enc.srcEntry, e.Source); lossy {
+			enc.srcEntry = appendB64(enc.srcEntry, KeySourceB64, e.Source)
+		}
 	}
+	dst = append(dst, enc.srcEntry...)
 	dst = append(dst, `,"msg":`...)
-	if dst, lossy = appendString(dst, e.Msg); lossy {
+	if e.Flags&ring.FlagPlain != 0 {
+		dst = appendMsg(dst, e)
+	} else if dst, lossy = appendString(dst, e.Msg); lossy {
 		dst = appendB64(dst, KeyMsgB64, e.Msg)
 	}
 	dst = append(dst, `,"facility":`...)

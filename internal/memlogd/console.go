@@ -20,8 +20,9 @@ type consoleFormat struct {
 	src    []byte // logproto.AppendEscapedBytes of source, then ';'
 }
 
-// append appends one line, time;source;msg and a newline, escaped.
-func (f *consoleFormat) append(dst []byte, ns int64, source, msg []byte) []byte {
+// append appends one line, time;source;msg and a newline, escaped. A
+// plain message (ring.FlagPlain) needs no escaping: it is copied.
+func (f *consoleFormat) append(dst []byte, ns int64, source, msg []byte, plain bool) []byte {
 	if f.stamp == nil || ns != f.ns {
 		f.stamp = f.text.AppendTime(f.stamp[:0], time.Unix(0, ns))
 		f.stamp = append(f.stamp, ';')
@@ -34,6 +35,10 @@ func (f *consoleFormat) append(dst []byte, ns int64, source, msg []byte) []byte 
 	}
 	dst = append(dst, f.stamp...)
 	dst = append(dst, f.src...)
-	dst = logproto.AppendEscapedBytes(dst, msg, false)
+	if plain {
+		dst = append(dst, msg...)
+	} else {
+		dst = logproto.AppendEscapedBytes(dst, msg, false)
+	}
 	return append(dst, '\n')
 }

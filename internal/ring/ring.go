@@ -44,6 +44,11 @@ const (
 	// FlagRaw marks a syslog message kept as raw text because it could not
 	// be parsed.
 	FlagRaw
+	// FlagPlain says the message is made only of bytes that every output
+	// format writes as they are (logproto.PlainLen), so readers copy it
+	// instead of scanning it for bytes to escape. Set it only on a message
+	// checked byte by byte; cutting the message keeps it true.
+	FlagPlain
 )
 
 // MaxSourceLen and MaxSDLen bound the variable parts of an entry other than
