@@ -216,10 +216,17 @@ func (s *splitter) add(line []byte, flags uint8, now int64) {
 	}
 	s.stats.Lines++
 	s.stats.Bytes += uint64(len(line))
-	s.entries = append(s.entries, ring.Entry{
-		Time: now, Source: s.name, Msg: line,
-		Facility: s.c.Facility, Severity: s.c.Severity, Flags: flags,
-	})
+	// Field by field: a composite literal would be built on the stack
+	// and copied in 16-byte moves that stall on the stores just made.
+	if len(s.entries) < cap(s.entries) {
+		s.entries = s.entries[:len(s.entries)+1]
+	} else {
+		s.entries = append(s.entries, ring.Entry{})
+	}
+	e := &s.entries[len(s.entries)-1]
+	e.Seq, e.Time, e.OrigTime = 0, now, 0
+	e.Source, e.Msg, e.SD = s.name, line, nil
+	e.PID, e.Facility, e.Severity, e.Flags = 0, s.c.Facility, s.c.Severity, flags
 }
 
 func (s *splitter) flush(sink Sink) {

@@ -485,3 +485,118 @@ func TestIdleFollowerIsWaitedFor(t *testing.T) {
 		t.Fatalf("read %d of 500", got)
 	}
 }
+
+type countVisit struct{ n, bytes int }
+
+func (v *countVisit) Lost(uint64) {}
+func (v *countVisit) Entry(e *Entry) {
+	v.n++
+	v.bytes += len(e.Msg)
+}
+
+// BenchmarkVisit80 is BenchmarkRead80 for a reader that looks at the
+// entries in place.
+func BenchmarkVisit80(b *testing.B) {
+	r := mustNew(b, Config{MaxEntries: 5000, MaxBytes: 6 << 20})
+	msg := bytes.Repeat([]byte("x"), 80)
+	for i := 0; i < 5000; i++ {
+		r.Append(Entry{Source: []byte("svc0.out"), Msg: msg})
+	}
+	var v countVisit
+	b.ReportAllocs()
+	for b.Loop() {
+		r.VisitFrom(1, 512, 32<<10, &v)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(v.n), "ns/line")
+}
+
+// recordVisit keeps copies of what a Visit is shown, as a Batch.
+type recordVisit struct{ b Batch }
+
+func (v *recordVisit) Lost(n uint64) {
+	if len(v.b.Entries) > 0 || v.b.Lost > 0 {
+		panic("Lost after entries, or twice")
+	}
+	v.b.Lost = n
+}
+
+func (v *recordVisit) Entry(e *Entry) {
+	c := *e
+	c.Source, c.SD, c.Msg = bytes.Clone(e.Source), bytes.Clone(e.SD), bytes.Clone(e.Msg)
+	v.b.Entries = append(v.b.Entries, c)
+}
+
+func sameBatch(t *testing.T, what string, got, want *Batch) {
+	t.Helper()
+	if got.Lost != want.Lost || got.Next != want.Next || len(got.Entries) != len(want.Entries) {
+		t.Fatalf("%s: lost %d next %d, %d entries; want lost %d next %d, %d entries", what,
+			got.Lost, got.Next, len(got.Entries), want.Lost, want.Next, len(want.Entries))
+	}
+	for i := range got.Entries {
+		g, w := got.Entries[i], want.Entries[i]
+		if g.Seq != w.Seq || g.Time != w.Time || g.OrigTime != w.OrigTime || !bytes.Equal(g.Source, w.Source) ||
+			!bytes.Equal(g.SD, w.SD) || !bytes.Equal(g.Msg, w.Msg) || g.PID != w.PID || g.Facility != w.Facility ||
+			g.Severity != w.Severity || g.Flags != w.Flags {
+			t.Fatalf("%s: entry %d is %+v, want %+v", what, i, g, w)
+		}
+	}
+}
+
+// TestVisitMatchesRead: a reader shown entries in place (VisitFrom,
+// VisitFollower) sees exactly what Read and ReadFollower copy out: the
+// same entries, losses and next cursor, whatever the cursor (evicted,
+// current, beyond), the limits, and the arena's wrapping; a visiting
+// follower advances as a reading one does.
+func TestVisitMatchesRead(t *testing.T) {
+	r := mustNew(t, Config{MaxEntries: 50, MaxBytes: MinBytes + 2000})
+	fRead, fVisit := r.Follow(1), r.Follow(1)
+	var b Batch
+	losses, followerLosses := 0, 0
+	seed := uint64(1)
+	rnd := func(n int) int {
+		seed = seed*6364136223846793005 + 1442695040888963407
+		return int(seed>>33) % n
+	}
+	for round := 0; round < 500; round++ {
+		for n := rnd(30); n > 0; n-- {
+			msg := bytes.Repeat([]byte{byte('a' + rnd(26))}, rnd(300))
+			e := Entry{Time: int64(round), OrigTime: int64(rnd(3)), Source: []byte(fmt.Sprint("s", rnd(4))), Msg: msg,
+				PID: int32(rnd(100)), Facility: uint8(rnd(24)), Severity: uint8(rnd(8)), Flags: uint8(rnd(32))}
+			if rnd(4) == 0 {
+				e.SD = []byte(`[x@1 a="b"]`)
+			}
+			r.Append(e)
+		}
+		first, next := r.Bounds()
+		cursor := first + uint64(rnd(int(next-first)+3))
+		if rnd(3) == 0 && first > 3 {
+			cursor = first - uint64(rnd(3)+1) // evicted
+		}
+		maxEntries, maxBytes := rnd(60)+1, rnd(3000)+1
+		r.Read(cursor, &b, maxEntries, maxBytes)
+		var v recordVisit
+		v.b.Next, _ = r.VisitFrom(cursor, maxEntries, maxBytes, &v)
+		sameBatch(t, fmt.Sprintf("round %d: VisitFrom(%d)", round, cursor), &v.b, &b)
+		if b.Lost > 0 {
+			losses++
+		}
+
+		// The followers read now and then, so that they fall behind.
+		if rnd(2) == 0 {
+			r.ReadFollower(fRead, &b, maxEntries, maxBytes)
+			v = recordVisit{}
+			var n int
+			v.b.Next, n = r.VisitFollower(fVisit, maxEntries, maxBytes, &v)
+			if n != len(v.b.Entries) {
+				t.Fatalf("round %d: VisitFollower says %d entries, showed %d", round, n, len(v.b.Entries))
+			}
+			sameBatch(t, fmt.Sprintf("round %d: VisitFollower", round), &v.b, &b)
+			if b.Lost > 0 {
+				followerLosses++
+			}
+		}
+	}
+	if losses == 0 || followerLosses == 0 {
+		t.Fatalf("losses: %d reads, %d follower reads (test too weak)", losses, followerLosses)
+	}
+}
