@@ -21,26 +21,36 @@ const (
 // concurrent use; each reader owns one.
 type Encoder struct {
 	Time TimeFormatter
-	// The last source encoded, and its encoding: the entries of one read
-	// from a stream share their source.
-	src      []byte
-	srcJSON  []byte // AppendString of src
-	srcEntry []byte // AppendEntry's source key and value(s) of src
+	// The last source encoded, and its encodings: the entries of one
+	// read from a stream share their source and their time.
+	src []byte
+	// legacyHead is a legacy record up to its message's opening quote,
+	// for the source src and the time headNs.
+	legacyHead []byte
+	headNs     int64
+	srcEntry   []byte // AppendEntry's source key and value(s) of src
 }
 
 // AppendLegacy appends e as LinuxKit's memlogd writes it:
 // {"time":...,"source":...,"msg":...} and a newline, exactly the bytes
 // encoding/json's Encoder produces for that struct.
 func (enc *Encoder) AppendLegacy(dst []byte, e *ring.Entry) []byte {
-	dst = append(dst, `{"time":`...)
-	dst = enc.Time.Append(dst, e.Time)
-	dst = append(dst, `,"source":`...)
-	if !enc.sameSource(e.Source) || len(enc.srcJSON) == 0 {
-		enc.srcJSON = AppendString(enc.srcJSON[:0], e.Source)
+	if !enc.sameSource(e.Source) || len(enc.legacyHead) == 0 || e.Time != enc.headNs {
+		h := append(enc.legacyHead[:0], `{"time":`...)
+		h = enc.Time.Append(h, e.Time)
+		h = append(h, `,"source":`...)
+		h = AppendString(h, e.Source)
+		enc.legacyHead = append(h, `,"msg":"`...)
+		enc.headNs = e.Time
 	}
-	dst = append(dst, enc.srcJSON...)
-	dst = append(dst, `,"msg":`...)
-	dst = appendMsg(dst, e)
+	if e.Flags&ring.FlagPlain != 0 {
+		// A plain message is written as it is (see PlainLen).
+		dst = append(dst, enc.legacyHead...)
+		dst = append(dst, e.Msg...)
+		return append(dst, '"', '}', '\n')
+	}
+	dst = append(dst, enc.legacyHead[:len(enc.legacyHead)-1]...)
+	dst = AppendString(dst, e.Msg)
 	return append(dst, '}', '\n')
 }
 
@@ -51,7 +61,7 @@ func (enc *Encoder) sameSource(source []byte) bool {
 		return true
 	}
 	enc.src = append(enc.src[:0], source...)
-	enc.srcJSON, enc.srcEntry = enc.srcJSON[:0], enc.srcEntry[:0]
+	enc.legacyHead, enc.srcEntry = enc.legacyHead[:0], enc.srcEntry[:0]
 	return false
 }
 
