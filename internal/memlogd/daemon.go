@@ -302,45 +302,37 @@ const (
 // Writers never wait for it, nor does a stopping memlogd for longer than
 // consoleDrain.
 func (d *Daemon) console(ctx context.Context) error {
-	var v consoleVisit
+	var b ring.Batch
+	var out []byte
+	var skipped uint64
+	var text consoleFormat
 	cursor := uint64(1)
 	for {
-		// The lines are formatted in place, without copying the entries
-		// out of the ring first.
-		v.out = v.out[:0]
-		var n int
-		cursor, n = d.ring.VisitFrom(cursor, consoleBatch, consoleBatchBytes, &v)
-		if len(v.out) > 0 {
-			if _, err := d.stdout.Write(v.out); err != nil {
+		d.ring.Read(cursor, &b, consoleBatch, consoleBatchBytes)
+		out = out[:0]
+		if b.Lost > 0 {
+			skipped += b.Lost
+			out = text.append(out, now(), []byte(Source),
+				fmt.Appendf(nil, "console too slow: %d entries not echoed (%d in all)", b.Lost, skipped), false)
+		}
+		for i := range b.Entries {
+			e := &b.Entries[i]
+			out = text.append(out, e.Time, e.Source, e.Msg, e.Flags&ring.FlagPlain != 0)
+		}
+		cursor = b.Next
+		if len(out) > 0 {
+			if _, err := d.stdout.Write(out); err != nil {
 				// A console that fails is not a reason to stop logging.
 				d.logf(ring.SevErr, "console: %v; echo stopped", err)
 				return nil
 			}
 		}
-		if n == 0 {
+		if len(b.Entries) == 0 {
 			if err := d.ring.Wait(ctx, cursor); err != nil {
 				return nil
 			}
 		}
 	}
-}
-
-// consoleVisit formats the console's lines as the ring shows it entries
-// (a ring.Visit).
-type consoleVisit struct {
-	text    consoleFormat
-	out     []byte
-	skipped uint64 // entries not echoed, in all
-}
-
-func (v *consoleVisit) Lost(n uint64) {
-	v.skipped += n
-	v.out = v.text.append(v.out, now(), []byte(Source),
-		fmt.Appendf(nil, "console too slow: %d entries not echoed (%d in all)", n, v.skipped), false)
-}
-
-func (v *consoleVisit) Entry(e *ring.Entry) {
-	v.out = v.text.append(v.out, e.Time, e.Source, e.Msg, e.Flags&ring.FlagPlain != 0)
 }
 
 func newInstanceID() string {

@@ -333,9 +333,6 @@ type reader struct {
 	enc logproto.Encoder
 	out []byte
 	f   *ring.Follower
-	// from and lost: the cursor of a visit of the ring and how many
-	// entries it found lost (see Lost).
-	from, lost uint64
 	// unsent is what a stalled client left unread (for the report).
 	unsent int
 	pid    int // the client's, when known
@@ -430,36 +427,35 @@ func (r *reader) run(ctx context.Context) error {
 	r.f = f
 	var b ring.Batch
 	for {
-		n := 0
-		if stop == 0 {
-			// A follower encodes the entries in place, without
-			// copying them out of the ring first.
-			r.from, r.lost = cursor, 0
-			cursor, n = rg.VisitFollower(f, batchEntries, batchBytes, r)
-			if r.lost > 0 {
-				r.logGiveUp(r.lost)
-			}
-		} else {
-			limit := batchEntries
-			if stop-cursor < uint64(limit) {
-				limit = int(stop - cursor)
-			}
-			if limit > 0 {
-				rg.ReadFollower(f, &b, limit, batchBytes)
-			} else {
-				b.Entries, b.Lost, b.Next = b.Entries[:0], 0, cursor
-			}
-			clampBatch(&b, cursor, stop)
-			if b.Lost > 0 {
-				r.gap(b.Lost, cursor+b.Lost)
-				r.logGiveUp(b.Lost)
-			}
-			for i := range b.Entries {
-				r.Entry(&b.Entries[i])
-			}
-			cursor, n = b.Next, len(b.Entries)
+		limit := batchEntries
+		if stop != 0 && stop-cursor < uint64(limit) {
+			limit = int(stop - cursor)
 		}
-		caughtUp := n == 0 || (stop != 0 && cursor >= stop)
+		if limit > 0 {
+			rg.ReadFollower(f, &b, limit, batchBytes)
+		} else {
+			b.Entries, b.Lost, b.Next = b.Entries[:0], 0, cursor
+		}
+		if stop != 0 {
+			clampBatch(&b, cursor, stop)
+		}
+		if b.Lost > 0 {
+			r.gap(b.Lost, cursor+b.Lost)
+			r.logGiveUp(b.Lost)
+		}
+		for i := range b.Entries {
+			e := &b.Entries[i]
+			if !r.req.Match(e.Source, e.Severity) {
+				continue
+			}
+			if r.req.Legacy {
+				r.out = r.enc.AppendLegacy(r.out, e)
+			} else {
+				r.out = r.enc.AppendEntry(r.out, e)
+			}
+		}
+		cursor = b.Next
+		caughtUp := len(b.Entries) == 0 || (stop != 0 && cursor >= stop)
 		if caughtUp && !r.req.Follow() && !r.req.Legacy {
 			r.out = logproto.AppendEnd(r.out, cursor)
 		}
@@ -496,25 +492,6 @@ func clampBatch(b *ring.Batch, cursor, stop uint64) {
 	if n < len(b.Entries) {
 		b.Entries = b.Entries[:n]
 		b.Next = stop
-	}
-}
-
-// Lost and Entry make the reader a ring.Visit: they encode what the ring
-// shows it (from is the cursor it read from; lost counts the entries it
-// missed).
-func (r *reader) Lost(n uint64) {
-	r.lost = n
-	r.gap(n, r.from+n)
-}
-
-func (r *reader) Entry(e *ring.Entry) {
-	if !r.req.Match(e.Source, e.Severity) {
-		return
-	}
-	if r.req.Legacy {
-		r.out = r.enc.AppendLegacy(r.out, e)
-	} else {
-		r.out = r.enc.AppendEntry(r.out, e)
 	}
 }
 

@@ -99,8 +99,7 @@ type Ring struct {
 	// first and next modulo len(slots): their slots, without a division
 	// per entry
 	firstSlot, nextSlot int
-	wpos                int   // arena write position
-	visiting            Entry // what visitLocked shows a Visit
+	wpos                int // arena write position
 	wake                chan struct{}
 	closed              bool
 
@@ -286,7 +285,7 @@ func (r *Ring) appendLocked(e *Entry) {
 	p += copy(r.arena[p:], src)
 	p += copy(r.arena[p:], sd)
 	copy(r.arena[p:], msg)
-	// Field by field (see visitLocked).
+	// Every field, one by one (see readLocked).
 	s := &r.slots[r.nextSlot]
 	s.time, s.origTime, s.off = e.Time, e.OrigTime, off
 	s.msgLen, s.srcLen, s.sdLen = uint32(len(msg)), uint16(len(src)), uint16(len(sd))
@@ -564,46 +563,8 @@ func (r *Ring) ReadFollower(f *Follower, b *Batch, maxEntries, maxBytes int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.readLocked(f.pos, b, maxEntries, maxBytes)
-	r.followerRead(f, b.Next, len(b.Entries))
-}
-
-// Visit is how a reader looks at entries in place, without copying them
-// out of the ring: Lost, if there are lost entries, and then Entry for
-// each entry in order, all with the ring locked. An entry's byte slices
-// point into the ring and are valid only during the call. The methods must
-// be quick (what they do delays writers) and must not call the ring.
-type Visit interface {
-	// Lost says that n entries before the next one (or before the
-	// cursor returned) were evicted before this reader got them.
-	Lost(n uint64)
-	Entry(e *Entry)
-}
-
-// VisitFollower is ReadFollower for a reader that formats entries as it
-// goes: it shows v the entries ReadFollower would copy, in place (see
-// Visit), and returns the follower's next cursor and how many entries v
-// saw. They count as read.
-func (r *Ring) VisitFollower(f *Follower, maxEntries, maxBytes int, v Visit) (next uint64, n int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	next, n = r.visitLocked(f.pos, maxEntries, maxBytes, v)
-	r.followerRead(f, next, n)
-	return next, n
-}
-
-// VisitFrom is Read for a reader that formats entries as it goes: it
-// shows v the entries Read would copy, in place (see Visit), and returns
-// the cursor of the following read and how many entries v saw.
-func (r *Ring) VisitFrom(cursor uint64, maxEntries, maxBytes int, v Visit) (next uint64, n int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.visitLocked(cursor, maxEntries, maxBytes, v)
-}
-
-// followerRead moves f to next after it read n entries.
-func (r *Ring) followerRead(f *Follower, next uint64, n int) {
-	if next != f.pos {
-		f.pos = next
+	if b.Next != f.pos {
+		f.pos = b.Next
 		f.progressed()
 		// Writers waiting for it go on once it has caught up to where
 		// they wait for; until then they look at it every tick.
@@ -614,7 +575,7 @@ func (r *Ring) followerRead(f *Follower, next uint64, n int) {
 	// A follower that was given up on is waited for again as soon as it
 	// reads again: a pause costs it one gap, not every entry for as long
 	// as writers keep it behind.
-	if !f.paced && n > 0 {
+	if !f.paced && len(b.Entries) > 0 {
 		f.paced = true
 		r.low = min(r.low, f.pos)
 	}
@@ -681,7 +642,9 @@ func (r *Ring) readLocked(cursor uint64, b *Batch, maxEntries, maxBytes int) {
 		} else {
 			b.Entries = append(b.Entries, Entry{})
 		}
-		// Field by field (see visitLocked).
+		// Every field, one by one: a composite literal is built on the
+		// stack and then copied in 16-byte moves, which stall on the
+		// stores just made (no store-to-load forwarding).
 		e := &b.Entries[len(b.Entries)-1]
 		e.Seq, e.Time, e.OrigTime = cursor, s.time, s.origTime
 		e.Source, e.SD, e.Msg = b.buf[start:p1:p1], b.buf[p1:p2:p2], b.buf[p2:p3:p3]
@@ -690,44 +653,6 @@ func (r *Ring) readLocked(cursor uint64, b *Batch, maxEntries, maxBytes int) {
 	// b.buf may have been reallocated by a first oversized entry: the
 	// slices above were taken after each append, so they stay valid.
 	b.Next = cursor
-}
-
-// visitLocked is readLocked showing the entries to v in place.
-func (r *Ring) visitLocked(cursor uint64, maxEntries, maxBytes int, v Visit) (next uint64, n int) {
-	if cursor == 0 { // sequence numbers start at 1
-		cursor = 1
-	}
-	if cursor < r.first {
-		v.Lost(r.first - cursor)
-		cursor = r.first
-	}
-	nslots := uint64(len(r.slots))
-	i := cursor % nslots
-	size := 0
-	e := &r.visiting
-	for ; cursor < r.next && n < maxEntries; cursor++ {
-		s := &r.slots[i]
-		if i++; i == nslots {
-			i = 0
-		}
-		sz := int(s.srcLen) + int(s.sdLen) + int(s.msgLen)
-		if size+sz > maxBytes && n > 0 {
-			break
-		}
-		size += sz
-		p1 := s.off + int(s.srcLen)
-		p2 := p1 + int(s.sdLen)
-		p3 := p2 + int(s.msgLen)
-		// Field by field: a composite literal is built on the stack and
-		// then copied in 16-byte moves, which stall on the stores
-		// just made (no store-to-load forwarding).
-		e.Seq, e.Time, e.OrigTime = cursor, s.time, s.origTime
-		e.Source, e.SD, e.Msg = r.arena[s.off:p1:p1], r.arena[p1:p2:p2], r.arena[p2:p3:p3]
-		e.PID, e.Facility, e.Severity, e.Flags = s.pid, s.facility, s.severity, s.flags
-		v.Entry(e)
-		n++
-	}
-	return cursor, n
 }
 
 // Meta is what a filter sees of an entry without copying its message.

@@ -486,46 +486,6 @@ func TestIdleFollowerIsWaitedFor(t *testing.T) {
 	}
 }
 
-type countVisit struct{ n, bytes int }
-
-func (v *countVisit) Lost(uint64) {}
-func (v *countVisit) Entry(e *Entry) {
-	v.n++
-	v.bytes += len(e.Msg)
-}
-
-// BenchmarkVisit80 is BenchmarkRead80 for a reader that looks at the
-// entries in place.
-func BenchmarkVisit80(b *testing.B) {
-	r := mustNew(b, Config{MaxEntries: 5000, MaxBytes: 6 << 20})
-	msg := bytes.Repeat([]byte("x"), 80)
-	for i := 0; i < 5000; i++ {
-		r.Append(Entry{Source: []byte("svc0.out"), Msg: msg})
-	}
-	var v countVisit
-	b.ReportAllocs()
-	for b.Loop() {
-		r.VisitFrom(1, 512, 32<<10, &v)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(v.n), "ns/line")
-}
-
-// recordVisit keeps copies of what a Visit is shown, as a Batch.
-type recordVisit struct{ b Batch }
-
-func (v *recordVisit) Lost(n uint64) {
-	if len(v.b.Entries) > 0 || v.b.Lost > 0 {
-		panic("Lost after entries, or twice")
-	}
-	v.b.Lost = n
-}
-
-func (v *recordVisit) Entry(e *Entry) {
-	c := *e
-	c.Source, c.SD, c.Msg = bytes.Clone(e.Source), bytes.Clone(e.SD), bytes.Clone(e.Msg)
-	v.b.Entries = append(v.b.Entries, c)
-}
-
 func sameBatch(t *testing.T, what string, got, want *Batch) {
 	t.Helper()
 	if got.Lost != want.Lost || got.Next != want.Next || len(got.Entries) != len(want.Entries) {
@@ -542,16 +502,14 @@ func sameBatch(t *testing.T, what string, got, want *Batch) {
 	}
 }
 
-// TestVisitMatchesRead: a reader shown entries in place (VisitFrom,
-// VisitFollower) sees exactly what Read and ReadFollower copy out: the
-// same entries, losses and next cursor, whatever the cursor (evicted,
-// current, beyond), the limits, and the arena's wrapping; a visiting
-// follower advances as a reading one does.
-func TestVisitMatchesRead(t *testing.T) {
+// TestReadReusedBatch: a batch read into again and again (as readers
+// do) holds exactly the entries appended, whatever the entries it held
+// before (every field is written anew), through evictions and the arena's
+// wrapping, and the same as a fresh batch.
+func TestReadReusedBatch(t *testing.T) {
 	r := mustNew(t, Config{MaxEntries: 50, MaxBytes: MinBytes + 2000})
-	fRead, fVisit := r.Follow(1), r.Follow(1)
-	var b Batch
-	losses, followerLosses := 0, 0
+	var reused Batch
+	appended := map[uint64]Entry{}
 	seed := uint64(1)
 	rnd := func(n int) int {
 		seed = seed*6364136223846793005 + 1442695040888963407
@@ -559,44 +517,26 @@ func TestVisitMatchesRead(t *testing.T) {
 	}
 	for round := 0; round < 500; round++ {
 		for n := rnd(30); n > 0; n-- {
-			msg := bytes.Repeat([]byte{byte('a' + rnd(26))}, rnd(300))
-			e := Entry{Time: int64(round), OrigTime: int64(rnd(3)), Source: []byte(fmt.Sprint("s", rnd(4))), Msg: msg,
-				PID: int32(rnd(100)), Facility: uint8(rnd(24)), Severity: uint8(rnd(8)), Flags: uint8(rnd(32))}
-			if rnd(4) == 0 {
-				e.SD = []byte(`[x@1 a="b"]`)
+			e := Entry{Time: int64(rnd(1000) + 1), Source: []byte(fmt.Sprint("s", rnd(4))),
+				Msg: bytes.Repeat([]byte{byte('a' + rnd(26))}, rnd(300))}
+			if rnd(2) == 0 {
+				e.OrigTime, e.SD, e.PID = int64(rnd(3)+1), []byte(`[x@1 a="b"]`), int32(rnd(100)+1)
+				e.Facility, e.Severity, e.Flags = uint8(rnd(24)+1), uint8(rnd(8)+1), uint8(rnd(31)+1)
 			}
-			r.Append(e)
+			e.Seq = r.Append(e)
+			appended[e.Seq] = e
 		}
 		first, next := r.Bounds()
-		cursor := first + uint64(rnd(int(next-first)+3))
-		if rnd(3) == 0 && first > 3 {
-			cursor = first - uint64(rnd(3)+1) // evicted
-		}
+		cursor := first - min(first-1, uint64(rnd(3))) + uint64(rnd(int(next-first)+2))
 		maxEntries, maxBytes := rnd(60)+1, rnd(3000)+1
-		r.Read(cursor, &b, maxEntries, maxBytes)
-		var v recordVisit
-		v.b.Next, _ = r.VisitFrom(cursor, maxEntries, maxBytes, &v)
-		sameBatch(t, fmt.Sprintf("round %d: VisitFrom(%d)", round, cursor), &v.b, &b)
-		if b.Lost > 0 {
-			losses++
+		var fresh Batch
+		r.Read(cursor, &fresh, maxEntries, maxBytes)
+		r.Read(cursor, &reused, maxEntries, maxBytes)
+		want := Batch{Lost: fresh.Lost, Next: fresh.Next}
+		for _, e := range fresh.Entries {
+			want.Entries = append(want.Entries, appended[e.Seq])
 		}
-
-		// The followers read now and then, so that they fall behind.
-		if rnd(2) == 0 {
-			r.ReadFollower(fRead, &b, maxEntries, maxBytes)
-			v = recordVisit{}
-			var n int
-			v.b.Next, n = r.VisitFollower(fVisit, maxEntries, maxBytes, &v)
-			if n != len(v.b.Entries) {
-				t.Fatalf("round %d: VisitFollower says %d entries, showed %d", round, n, len(v.b.Entries))
-			}
-			sameBatch(t, fmt.Sprintf("round %d: VisitFollower", round), &v.b, &b)
-			if b.Lost > 0 {
-				followerLosses++
-			}
-		}
-	}
-	if losses == 0 || followerLosses == 0 {
-		t.Fatalf("losses: %d reads, %d follower reads (test too weak)", losses, followerLosses)
+		sameBatch(t, fmt.Sprintf("round %d: Read(%d) into a fresh batch", round, cursor), &fresh, &want)
+		sameBatch(t, fmt.Sprintf("round %d: Read(%d) into a used batch", round, cursor), &reused, &want)
 	}
 }
