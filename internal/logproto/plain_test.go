@@ -100,13 +100,13 @@ func BenchmarkPlainLen(b *testing.B) {
 // through one Encoder, legacy and extended, each with the message marked
 // plain if it is (as ingest marks it), and compares every record with
 // what a fresh Encoder writes for the entry unmarked, and the legacy one
-// with encoding/json: the cached source and the copied message change no
-// byte.
-func checkEncoderPlain(t *testing.T, msg []byte, sources ...[]byte) {
+// with encoding/json: the kept head and the copied message change no
+// byte. Entry i has time times[i%len(times)].
+func checkEncoderPlain(t *testing.T, msg []byte, times []int64, sources ...[]byte) {
 	t.Helper()
 	var legacy, ext Encoder
 	for i, src := range sources {
-		e := ring.Entry{Seq: uint64(i + 1), Time: 1763784000123456789 + int64(i/2), Source: src, Msg: msg, Facility: 3, Severity: 6}
+		e := ring.Entry{Seq: uint64(i + 1), Time: times[i%len(times)], Source: src, Msg: msg, Facility: 3, Severity: 6}
 		var ref Encoder
 		wantLegacy, wantEntry := ref.AppendLegacy(nil, &e), ref.AppendEntry(nil, &e)
 		if PlainLen(msg) == len(msg) {
@@ -127,15 +127,40 @@ func checkEncoderPlain(t *testing.T, msg []byte, sources ...[]byte) {
 
 func TestEncoderPlain(t *testing.T) {
 	a, b := []byte("svc0.out"), []byte("svc1.out")
+	// Four times against three sources: each source with each time.
+	times := []int64{1763784000123456789, 1763784000123456789, 1763784000123456790, 1763784000123456790}
+	var alternating [][]byte
+	for i := range 40 {
+		alternating = append(alternating, [][]byte{a, b, []byte("svc2.out")}[i%3])
+	}
 	for _, msg := range []string{"", "L0001:0000000001:xxxxxxxxxxxxxxxxxxxxxxxxxx", "a<b", "tab\there", "\xff", "é"} {
-		checkEncoderPlain(t, []byte(msg), a, a, b, a, []byte("svc0.ou"), []byte("svc0.out\xff"), []byte("svc0.out\xfe"), nil, []byte{}, a)
+		checkEncoderPlain(t, []byte(msg), times, a, a, b, a, []byte("svc0.ou"), []byte("svc0.out\xff"), []byte("svc0.out\xfe"), nil, []byte{}, a)
+		// Many misses in a row: only some heads are kept.
+		checkEncoderPlain(t, []byte(msg), times, alternating...)
+		checkEncoderPlain(t, []byte(msg), times[:1], alternating...)
+		// The same source at a new time.
+		checkEncoderPlain(t, []byte(msg), times[1:3], a, a, a)
 	}
 }
 
+// FuzzEncoderPlain: entries with a message and, chosen by pattern,
+// one of three sources and one of three times.
 func FuzzEncoderPlain(f *testing.F) {
-	f.Add([]byte("plain text, 0-9 ;:=()[]{}"), []byte("a"), []byte("b"))
-	f.Add([]byte("x<y"), []byte("a\xff"), []byte("a\xfe"))
-	f.Fuzz(func(t *testing.T, msg, s1, s2 []byte) {
-		checkEncoderPlain(t, msg, s1, s1, s2, s1, s2, s2)
+	f.Add([]byte("plain text, 0-9 ;:=()[]{}"), []byte("a"), []byte("b"), []byte{0, 0, 1, 0, 2, 2, 4, 5, 0, 0})
+	f.Add([]byte("x<y"), []byte("a\xff"), []byte("a\xfe"), []byte{0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 1, 1})
+	f.Fuzz(func(t *testing.T, msg, s1, s2, pattern []byte) {
+		sources := [][]byte{s1, s2, nil}
+		var es [][]byte
+		times := []int64{}
+		for i, p := range pattern {
+			if i == 200 {
+				break
+			}
+			es = append(es, sources[p%3])
+			times = append(times, 1763784000123456789+int64(p/3%3))
+		}
+		if len(es) > 0 {
+			checkEncoderPlain(t, msg, times, es...)
+		}
 	})
 }

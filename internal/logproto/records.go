@@ -21,48 +21,48 @@ const (
 // concurrent use; each reader owns one.
 type Encoder struct {
 	Time TimeFormatter
-	// The last source encoded, and its encodings: the entries of one
-	// read from a stream share their source and their time.
-	src []byte
 	// legacyHead is a legacy record up to its message's opening quote,
-	// for the source src and the time headNs.
+	// for the source headSrc and the time headNs: the entries of one read
+	// from a stream share their source and their time.
 	legacyHead []byte
+	headSrc    []byte
 	headNs     int64
-	srcEntry   []byte // AppendEntry's source key and value(s) of src
+	// misses counts the entries in a row that legacyHead did not fit.
+	// Where sources alternate, keeping the head of each costs more than
+	// it saves: only one miss in keepEvery keeps its head.
+	misses int
 }
+
+const keepEvery = 8
 
 // AppendLegacy appends e as LinuxKit's memlogd writes it:
 // {"time":...,"source":...,"msg":...} and a newline, exactly the bytes
 // encoding/json's Encoder produces for that struct.
 func (enc *Encoder) AppendLegacy(dst []byte, e *ring.Entry) []byte {
-	if !enc.sameSource(e.Source) || len(enc.legacyHead) == 0 || e.Time != enc.headNs {
-		h := append(enc.legacyHead[:0], `{"time":`...)
-		h = enc.Time.Append(h, e.Time)
-		h = append(h, `,"source":`...)
-		h = AppendString(h, e.Source)
-		enc.legacyHead = append(h, `,"msg":"`...)
-		enc.headNs = e.Time
+	if len(enc.legacyHead) > 0 && e.Time == enc.headNs && bytes.Equal(e.Source, enc.headSrc) {
+		enc.misses = 0
+		dst = append(dst, enc.legacyHead...)
+	} else {
+		start := len(dst)
+		dst = append(dst, `{"time":`...)
+		dst = enc.Time.Append(dst, e.Time)
+		dst = append(dst, `,"source":`...)
+		dst = AppendString(dst, e.Source)
+		dst = append(dst, `,"msg":"`...)
+		if enc.misses%keepEvery == 0 {
+			enc.legacyHead = append(enc.legacyHead[:0], dst[start:]...)
+			enc.headSrc = append(enc.headSrc[:0], e.Source...)
+			enc.headNs = e.Time
+		}
+		enc.misses++
 	}
 	if e.Flags&ring.FlagPlain != 0 {
 		// A plain message is written as it is (see PlainLen).
-		dst = append(dst, enc.legacyHead...)
 		dst = append(dst, e.Msg...)
 		return append(dst, '"', '}', '\n')
 	}
-	dst = append(dst, enc.legacyHead[:len(enc.legacyHead)-1]...)
-	dst = AppendString(dst, e.Msg)
+	dst = AppendString(dst[:len(dst)-1], e.Msg)
 	return append(dst, '}', '\n')
-}
-
-// sameSource reports whether source is the one encoded last; if not, it
-// becomes that one, with no encoding yet.
-func (enc *Encoder) sameSource(source []byte) bool {
-	if enc.src != nil && bytes.Equal(source, enc.src) {
-		return true
-	}
-	enc.src = append(enc.src[:0], source...)
-	enc.legacyHead, enc.srcEntry = enc.legacyHead[:0], enc.srcEntry[:0]
-	return false
 }
 
 // appendMsg appends e's message as a JSON string: a plain one as it is.
@@ -94,13 +94,10 @@ func (enc *Encoder) AppendEntry(dst []byte, e *ring.Entry) []byte {
 	dst = appendUint(dst, e.Seq)
 	dst = append(dst, `,"time":`...)
 	dst = enc.Time.Append(dst, e.Time)
-	if !enc.sameSource(e.Source) || len(enc.srcEntry) == 0 {
-		enc.srcEntry = append(enc.srcEntry[:0], `,"source":`...)
-		if enc.srcEntry, lossy = appendString(enc.srcEntry, e.Source); lossy {
-			enc.srcEntry = appendB64(enc.srcEntry, KeySourceB64, e.Source)
-		}
+	dst = append(dst, `,"source":`...)
+	if dst, lossy = appendString(dst, e.Source); lossy {
+		dst = appendB64(dst, KeySourceB64, e.Source)
 	}
-	dst = append(dst, enc.srcEntry...)
 	dst = append(dst, `,"msg":`...)
 	if e.Flags&ring.FlagPlain != 0 {
 		dst = appendMsg(dst, e)
