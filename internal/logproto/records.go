@@ -65,16 +65,6 @@ func (enc *Encoder) AppendLegacy(dst []byte, e *ring.Entry) []byte {
 	return append(dst, '}', '\n')
 }
 
-// appendMsg appends e's message as a JSON string: a plain one as it is.
-func appendMsg(dst []byte, e *ring.Entry) []byte {
-	if e.Flags&ring.FlagPlain != 0 {
-		dst = append(dst, '"')
-		dst = append(dst, e.Msg...)
-		return append(dst, '"')
-	}
-	return AppendString(dst, e.Msg)
-}
-
 // Keys of the extended entry that carry a field's exact bytes, in
 // standard base64, when the field is not valid UTF-8 (its JSON string then
 // has U+FFFD in place of the invalid bytes).
@@ -100,7 +90,10 @@ func (enc *Encoder) AppendEntry(dst []byte, e *ring.Entry) []byte {
 	}
 	dst = append(dst, `,"msg":`...)
 	if e.Flags&ring.FlagPlain != 0 {
-		dst = appendMsg(dst, e)
+		// A plain message is written as it is (see PlainLen).
+		dst = append(dst, '"')
+		dst = append(dst, e.Msg...)
+		dst = append(dst, '"')
 	} else if dst, lossy = appendString(dst, e.Msg); lossy {
 		dst = appendB64(dst, KeyMsgB64, e.Msg)
 	}
