@@ -620,6 +620,12 @@ func (r *Ring) readLocked(cursor uint64, b *Batch, maxEntries, maxBytes int) {
 	if cap(b.buf) < maxBytes {
 		b.buf = make([]byte, 0, maxBytes)
 	}
+	// Consecutive entries lie one after the other in the arena (but
+	// where it wraps): their bytes are copied a run at a time, not one
+	// entry at a time. The run [spanOff, spanOff+spanLen) goes to
+	// buf[w-spanLen:w].
+	buf := b.buf[:cap(b.buf)]
+	w, spanOff, spanLen := 0, 0, 0
 	// One division for the whole batch, not one per entry.
 	nslots := uint64(len(r.slots))
 	i := cursor % nslots
@@ -629,11 +635,24 @@ func (r *Ring) readLocked(cursor uint64, b *Batch, maxEntries, maxBytes int) {
 			i = 0
 		}
 		n := int(s.srcLen) + int(s.sdLen) + int(s.msgLen)
-		if len(b.buf)+n > maxBytes && len(b.Entries) > 0 {
+		if w+n > maxBytes && len(b.Entries) > 0 {
 			break
 		}
-		start := len(b.buf)
-		b.buf = append(b.buf, r.arena[s.off:s.off+n]...)
+		if w+n > len(buf) {
+			// A first entry larger than maxBytes (nothing is
+			// pending yet).
+			buf = make([]byte, n)
+		}
+		if spanLen > 0 && s.off != spanOff+spanLen {
+			copy(buf[w-spanLen:w], r.arena[spanOff:spanOff+spanLen])
+			spanLen = 0
+		}
+		if spanLen == 0 {
+			spanOff = s.off
+		}
+		spanLen += n
+		start := w
+		w += n
 		p1 := start + int(s.srcLen)
 		p2 := p1 + int(s.sdLen)
 		p3 := p2 + int(s.msgLen)
@@ -647,11 +666,13 @@ func (r *Ring) readLocked(cursor uint64, b *Batch, maxEntries, maxBytes int) {
 		// stores just made (no store-to-load forwarding).
 		e := &b.Entries[len(b.Entries)-1]
 		e.Seq, e.Time, e.OrigTime = cursor, s.time, s.origTime
-		e.Source, e.SD, e.Msg = b.buf[start:p1:p1], b.buf[p1:p2:p2], b.buf[p2:p3:p3]
+		e.Source, e.SD, e.Msg = buf[start:p1:p1], buf[p1:p2:p2], buf[p2:p3:p3]
 		e.PID, e.Facility, e.Severity, e.Flags = s.pid, s.facility, s.severity, s.flags
 	}
-	// b.buf may have been reallocated by a first oversized entry: the
-	// slices above were taken after each append, so they stay valid.
+	copy(buf[w-spanLen:w], r.arena[spanOff:spanOff+spanLen])
+	// buf may be a new array for a first oversized entry: the next read
+	// makes one of maxBytes again.
+	b.buf = buf[:w]
 	b.Next = cursor
 }
 

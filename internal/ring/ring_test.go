@@ -504,8 +504,9 @@ func sameBatch(t *testing.T, what string, got, want *Batch) {
 
 // TestReadReusedBatch: a batch read into again and again (as readers
 // do) holds exactly the entries appended, whatever the entries it held
-// before (every field is written anew), through evictions and the arena's
-// wrapping, and the same as a fresh batch.
+// before (every field is written anew), through evictions, the arena's
+// wrapping, empty entries and first entries beyond the byte limit (the
+// bytes are copied a run of contiguous entries at a time).
 func TestReadReusedBatch(t *testing.T) {
 	r := mustNew(t, Config{MaxEntries: 50, MaxBytes: MinBytes + 2000})
 	var reused Batch
@@ -522,6 +523,11 @@ func TestReadReusedBatch(t *testing.T) {
 			if rnd(2) == 0 {
 				e.OrigTime, e.SD, e.PID = int64(rnd(3)+1), []byte(`[x@1 a="b"]`), int32(rnd(100)+1)
 				e.Facility, e.Severity, e.Flags = uint8(rnd(24)+1), uint8(rnd(8)+1), uint8(rnd(31)+1)
+			}
+			if rnd(8) == 0 {
+				// Nothing at all: it takes a byte of the arena, so
+				// the entries around it are not contiguous there.
+				e.Source, e.Msg, e.SD = nil, nil, nil
 			}
 			e.Seq = r.Append(e)
 			appended[e.Seq] = e
