@@ -19,6 +19,10 @@ func plainLenRef(b []byte) int {
 	return len(b)
 }
 
+// checkBlocks, where there is assembly, checks each of its
+// implementations on b.
+var checkBlocks func(t *testing.T, b []byte)
+
 // checkPlain compares PlainLen, and its word-at-a-time part alone, with
 // the definition on b, and checks what plain means: a plain b is written
 // as it is as a JSON string and as text.
@@ -31,6 +35,9 @@ func checkPlain(t *testing.T, b []byte) {
 	if got := plainLenWords(b); got != want {
 		t.Fatalf("plainLenWords(%q) = %d, want %d", b, got, want)
 	}
+	if checkBlocks != nil {
+		checkBlocks(t, b)
+	}
 	p := b[:want]
 	if got := AppendString(nil, p); string(got) != `"`+string(p)+`"` {
 		t.Fatalf("plain %q as JSON: %q", p, got)
@@ -40,10 +47,10 @@ func checkPlain(t *testing.T, b []byte) {
 	}
 }
 
-// TestPlainLen: every byte value at every position of inputs of 0 to 40
-// bytes (whole blocks, words and tails), among plain bytes.
+// TestPlainLen: every byte value at every position of inputs of 0 to 72
+// bytes (blocks of 32 and 16, words and tails), among plain bytes.
 func TestPlainLen(t *testing.T) {
-	for n := 0; n <= 40; n++ {
+	for n := 0; n <= 72; n++ {
 		b := bytes.Repeat([]byte("a"), n)
 		checkPlain(t, b)
 		for i := 0; i < n; i++ {
@@ -72,11 +79,12 @@ func FuzzPlainLen(f *testing.F) {
 	})
 }
 
-// BenchmarkPlainLen: finding the end of an 80-byte plain line (as ingest
-// does) with PlainLen, with its Go words alone, and with
-// bytes.IndexByte, which ingest used before.
+// BenchmarkPlainLen: finding the end of an 80-byte plain line among
+// others (as ingest does) with PlainLen, with its Go words alone, and
+// with bytes.IndexByte, which ingest used before.
 func BenchmarkPlainLen(b *testing.B) {
-	line := append(bytes.Repeat([]byte("x"), 80), '\n', 'y', 'y', 'y', 'y', 'y', 'y', 'y', 'y')
+	// The next lines follow, as in a read.
+	line := bytes.Repeat(append(bytes.Repeat([]byte("x"), 80), '\n'), 4)
 	for _, f := range []struct {
 		name string
 		fn   func([]byte) int
