@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lklog/lklog/internal/logproto"
 	"github.com/lklog/lklog/internal/ring"
 )
 
@@ -160,16 +161,33 @@ type splitter struct {
 func (s *splitter) split(b []byte, now int64) int {
 	i := 0
 	for {
-		j := bytes.IndexByte(b[i:], '\n')
+		// One pass finds the end of a plain line (a newline is not
+		// plain) and tells that it needs no escaping in any output.
+		j := i + logproto.PlainLen(b[i:])
+		var flags uint8
+		switch {
+		case j == len(b):
+			j = -1
+		case b[j] == '\n':
+			flags = ring.FlagPlain
+		case b[j] == '\r' && j+1 < len(b) && b[j+1] == '\n':
+			j, flags = j+1, ring.FlagPlain // add drops the '\r'
+		default:
+			if k := bytes.IndexByte(b[j:], '\n'); k >= 0 {
+				j += k
+			} else {
+				j = -1
+			}
+		}
 		if j < 0 {
 			break
 		}
 		if s.skipping {
 			s.skipping = false
 		} else {
-			s.add(b[i:i+j], 0, now)
+			s.add(b[i:j], flags, now)
 		}
-		i += j + 1
+		i = j + 1
 	}
 	rest := len(b) - i
 	switch {
@@ -198,10 +216,17 @@ func (s *splitter) add(line []byte, flags uint8, now int64) {
 	}
 	s.stats.Lines++
 	s.stats.Bytes += uint64(len(line))
-	s.entries = append(s.entries, ring.Entry{
-		Time: now, Source: s.name, Msg: line,
-		Facility: s.c.Facility, Severity: s.c.Severity, Flags: flags,
-	})
+	// Field by field: a composite literal would be built on the stack
+	// and copied in 16-byte moves that stall on the stores just made.
+	if len(s.entries) < cap(s.entries) {
+		s.entries = s.entries[:len(s.entries)+1]
+	} else {
+		s.entries = append(s.entries, ring.Entry{})
+	}
+	e := &s.entries[len(s.entries)-1]
+	e.Seq, e.Time, e.OrigTime = 0, now, 0
+	e.Source, e.Msg, e.SD = s.name, line, nil
+	e.PID, e.Facility, e.Severity, e.Flags = 0, s.c.Facility, s.c.Severity, flags
 }
 
 func (s *splitter) flush(sink Sink) {

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lklog/lklog/internal/logproto"
 	"github.com/lklog/lklog/internal/ring"
 )
 
@@ -67,9 +68,50 @@ func run(t *testing.T, max int, parts ...string) []line {
 		if string(e.Source) != "src" || e.Facility != 3 || e.Severity != 6 || e.Time == 0 {
 			t.Errorf("entry metadata %+v", e)
 		}
-		out = append(out, line{string(e.Msg), e.Flags})
+		checkPlainFlag(t, e)
+		out = append(out, line{string(e.Msg), e.Flags &^ ring.FlagPlain})
 	}
 	return out
+}
+
+// checkPlainFlag: an entry is marked plain only if its message is, and a
+// whole line (neither cut nor partial) that is plain is marked.
+func checkPlainFlag(t *testing.T, e ring.Entry) {
+	t.Helper()
+	plain := logproto.PlainLen(e.Msg) == len(e.Msg)
+	marked := e.Flags&ring.FlagPlain != 0
+	if marked && !plain {
+		t.Errorf("message %q marked plain", e.Msg)
+	}
+	if !marked && plain && e.Flags&(ring.FlagTruncated|ring.FlagPartial) == 0 {
+		t.Errorf("plain line %q not marked plain", e.Msg)
+	}
+}
+
+// TestPlainLines: which lines are marked plain, including a "\r\n" end
+// (dropped) and lines cut at the maximum length.
+func TestPlainLines(t *testing.T) {
+	var rec recorder
+	in := "plain line\nwith\ttab\ncrlf\r\nlone\rcr\n<b>\n\nplain but long\nx\xff\npartial"
+	_, err := Read(context.Background(), &chunks{parts: []string{in}}, []byte("src"), &rec, Config{
+		MaxLineLen: 12, Now: func() int64 { return 1 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		msg   string
+		plain bool
+	}{{"plain line", true}, {"with\ttab", false}, {"crlf", true}, {"lone\rcr", false}, {"<b>", false}, {"", true},
+		{"plain but lo", true}, {"x\xff", false}, {"partial", false}}
+	if len(rec.entries) != len(want) {
+		t.Fatalf("%d entries, want %d", len(rec.entries), len(want))
+	}
+	for i, e := range rec.entries {
+		if string(e.Msg) != want[i].msg || (e.Flags&ring.FlagPlain != 0) != want[i].plain {
+			t.Errorf("entry %d: %q flags %#x, want %q plain %v", i, e.Msg, e.Flags, want[i].msg, want[i].plain)
+		}
+	}
 }
 
 func TestLines(t *testing.T) {

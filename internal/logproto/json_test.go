@@ -175,14 +175,18 @@ func (enc *legacyRef) appendLegacy(dst []byte, e *ring.Entry) []byte {
 	return append(dst, '}', '\n')
 }
 
-func benchLegacy(b *testing.B, msg string, former bool) {
+func benchLegacy(b *testing.B, msg string, former bool) { benchLegacyRuns(b, msg, former, 1, 0) }
+
+// benchLegacyRuns is benchLegacy with sources in runs of run entries, and
+// flags on every entry.
+func benchLegacyRuns(b *testing.B, msg string, former bool, run int, flags uint8) {
 	var enc Encoder
 	var ref legacyRef
 	var es []ring.Entry
 	t0 := time.Now().UnixNano()
 	for i := range 1024 {
 		// A new time every 8 entries, as memlogd's reads give them.
-		es = append(es, ring.Entry{Time: t0 + int64(i/8)*1237, Source: []byte(fmt.Sprintf("svc%d.out", i%4)), Msg: []byte(msg)})
+		es = append(es, ring.Entry{Time: t0 + int64(i/8)*1237, Source: []byte(fmt.Sprintf("svc%d.out", i/run%4)), Msg: []byte(msg), Flags: flags})
 	}
 	var buf []byte
 	b.ReportAllocs()
@@ -202,6 +206,20 @@ func benchLegacy(b *testing.B, msg string, former bool) {
 // of text, against the former encoder (...Former).
 func BenchmarkLegacyEntry(b *testing.B)       { benchLegacy(b, benchMsgASCII[:80], false) }
 func BenchmarkLegacyEntryFormer(b *testing.B) { benchLegacy(b, benchMsgASCII[:80], true) }
+
+// BenchmarkLegacyEntryPlain: as memlogd's follower encodes the shared
+// load generator's lines: marked plain (ring.FlagPlain) and sources in
+// runs of 256, against this encoder and the former one given the same
+// entries unmarked (...Unmarked, ...Former).
+func BenchmarkLegacyEntryPlain(b *testing.B) {
+	benchLegacyRuns(b, benchMsgASCII[:80], false, 256, ring.FlagPlain)
+}
+func BenchmarkLegacyEntryPlainUnmarked(b *testing.B) {
+	benchLegacyRuns(b, benchMsgASCII[:80], false, 256, 0)
+}
+func BenchmarkLegacyEntryPlainFormer(b *testing.B) {
+	benchLegacyRuns(b, benchMsgASCII[:80], true, 256, 0)
+}
 
 func BenchmarkLegacyEntryUTF8(b *testing.B)       { benchLegacy(b, benchMsgUTF8, false) }
 func BenchmarkLegacyEntryUTF8Former(b *testing.B) { benchLegacy(b, benchMsgUTF8, true) }

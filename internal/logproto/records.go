@@ -21,18 +21,47 @@ const (
 // concurrent use; each reader owns one.
 type Encoder struct {
 	Time TimeFormatter
+	// legacyHead is a legacy record up to its message's opening quote,
+	// for the source headSrc and the time headNs: the entries of one read
+	// from a stream share their source and their time.
+	legacyHead []byte
+	headSrc    []byte
+	headNs     int64
+	// misses counts the entries in a row that legacyHead did not fit.
+	// Where sources alternate, keeping the head of each costs more than
+	// it saves: only one miss in keepEvery keeps its head.
+	misses int
 }
+
+const keepEvery = 8
 
 // AppendLegacy appends e as LinuxKit's memlogd writes it:
 // {"time":...,"source":...,"msg":...} and a newline, exactly the bytes
 // encoding/json's Encoder produces for that struct.
 func (enc *Encoder) AppendLegacy(dst []byte, e *ring.Entry) []byte {
-	dst = append(dst, `{"time":`...)
-	dst = enc.Time.Append(dst, e.Time)
-	dst = append(dst, `,"source":`...)
-	dst = AppendString(dst, e.Source)
-	dst = append(dst, `,"msg":`...)
-	dst = AppendString(dst, e.Msg)
+	if len(enc.legacyHead) > 0 && e.Time == enc.headNs && bytes.Equal(e.Source, enc.headSrc) {
+		enc.misses = 0
+		dst = append(dst, enc.legacyHead...)
+	} else {
+		start := len(dst)
+		dst = append(dst, `{"time":`...)
+		dst = enc.Time.Append(dst, e.Time)
+		dst = append(dst, `,"source":`...)
+		dst = AppendString(dst, e.Source)
+		dst = append(dst, `,"msg":"`...)
+		if enc.misses%keepEvery == 0 {
+			enc.legacyHead = append(enc.legacyHead[:0], dst[start:]...)
+			enc.headSrc = append(enc.headSrc[:0], e.Source...)
+			enc.headNs = e.Time
+		}
+		enc.misses++
+	}
+	if e.Flags&ring.FlagPlain != 0 {
+		// A plain message is written as it is (see PlainLen).
+		dst = append(dst, e.Msg...)
+		return append(dst, '"', '}', '\n')
+	}
+	dst = AppendString(dst[:len(dst)-1], e.Msg)
 	return append(dst, '}', '\n')
 }
 
@@ -60,7 +89,12 @@ func (enc *Encoder) AppendEntry(dst []byte, e *ring.Entry) []byte {
 		dst = appendB64(dst, KeySourceB64, e.Source)
 	}
 	dst = append(dst, `,"msg":`...)
-	if dst, lossy = appendString(dst, e.Msg); lossy {
+	if e.Flags&ring.FlagPlain != 0 {
+		// A plain message is written as it is (see PlainLen).
+		dst = append(dst, '"')
+		dst = append(dst, e.Msg...)
+		dst = append(dst, '"')
+	} else if dst, lossy = appendString(dst, e.Msg); lossy {
 		dst = appendB64(dst, KeyMsgB64, e.Msg)
 	}
 	dst = append(dst, `,"facility":`...)

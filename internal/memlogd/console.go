@@ -15,25 +15,28 @@ import (
 type consoleFormat struct {
 	text   logproto.TextFormatter
 	ns     int64
-	stamp  []byte // text.AppendTime of ns, then ';'
 	source []byte // the last source
-	src    []byte // logproto.AppendEscapedBytes of source, then ';'
+	// head is text.AppendTime of ns, ';', logproto.AppendEscapedBytes of
+	// source and ';'.
+	head []byte
 }
 
-// append appends one line, time;source;msg and a newline, escaped.
-func (f *consoleFormat) append(dst []byte, ns int64, source, msg []byte) []byte {
-	if f.stamp == nil || ns != f.ns {
-		f.stamp = f.text.AppendTime(f.stamp[:0], time.Unix(0, ns))
-		f.stamp = append(f.stamp, ';')
+// append appends one line, time;source;msg and a newline, escaped. A
+// plain message (ring.FlagPlain) needs no escaping: it is copied.
+func (f *consoleFormat) append(dst []byte, ns int64, source, msg []byte, plain bool) []byte {
+	if f.head == nil || ns != f.ns || !bytes.Equal(source, f.source) {
+		f.source = append(f.source[:0], source...)
+		f.head = f.text.AppendTime(f.head[:0], time.Unix(0, ns))
+		f.head = append(f.head, ';')
+		f.head = logproto.AppendEscapedBytes(f.head, source, true)
+		f.head = append(f.head, ';')
 		f.ns = ns
 	}
-	if f.src == nil || !bytes.Equal(source, f.source) {
-		f.source = append(f.source[:0], source...)
-		f.src = logproto.AppendEscapedBytes(f.src[:0], source, true)
-		f.src = append(f.src, ';')
+	dst = append(dst, f.head...)
+	if plain {
+		dst = append(dst, msg...)
+	} else {
+		dst = logproto.AppendEscapedBytes(dst, msg, false)
 	}
-	dst = append(dst, f.stamp...)
-	dst = append(dst, f.src...)
-	dst = logproto.AppendEscapedBytes(dst, msg, false)
 	return append(dst, '\n')
 }

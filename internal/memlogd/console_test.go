@@ -2,6 +2,7 @@ package memlogd
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
@@ -10,13 +11,15 @@ import (
 
 // checkConsoleLines formats the entries (ns, source, msg) in order with
 // one consoleFormat and compares every line with what
-// logproto.TextFormatter makes of it alone.
+// logproto.TextFormatter makes of it alone. A message made of plain bytes
+// is formatted as plain (ring.FlagPlain), as ingest marks it, and also not.
 func checkConsoleLines(t *testing.T, es []consoleCase) {
 	t.Helper()
 	var f consoleFormat
 	var got []byte
-	for _, e := range es {
-		got = f.append(got[:0], e.ns, e.source, e.msg)
+	for i, e := range es {
+		plain := logproto.PlainLen(e.msg) == len(e.msg) && i%2 == 0
+		got = f.append(got[:0], e.ns, e.source, e.msg, plain)
 		var text logproto.TextFormatter
 		want := text.AppendBytes(nil, time.Unix(0, e.ns), e.source, e.msg)
 		if !bytes.Equal(got, want) {
@@ -69,22 +72,25 @@ func FuzzConsoleLine(f *testing.F) {
 
 // BenchmarkConsoleLine: the console's formatting of lines of 80 bytes
 // from 4 sources, 800 lines per read (a 64 KiB read) sharing a time,
-// against logproto.TextFormatter.AppendBytes line by line.
+// against logproto.TextFormatter.AppendBytes line by line; plain=true
+// with the message marked plain (ring.FlagPlain), as ingest marks it.
 func BenchmarkConsoleLine(b *testing.B) {
 	msg := bytes.Repeat([]byte("x"), 80)
 	srcs := [][]byte{[]byte("load0.out"), []byte("load1.out"), []byte("load2.out"), []byte("load3.out")}
 	ns := time.Date(2026, 12, 2, 1, 2, 3, 123456789, time.UTC).UnixNano()
 	line := func(i int) (int64, []byte) { return ns + int64(i/800), srcs[i/800%4] }
-	b.Run("console", func(b *testing.B) {
-		var f consoleFormat
-		var out []byte
-		i := 0
-		for b.Loop() {
-			t, src := line(i)
-			out = f.append(out[:0], t, src, msg)
-			i++
-		}
-	})
+	for _, plain := range []bool{false, true} {
+		b.Run(fmt.Sprintf("console/plain=%v", plain), func(b *testing.B) {
+			var f consoleFormat
+			var out []byte
+			i := 0
+			for b.Loop() {
+				t, src := line(i)
+				out = f.append(out[:0], t, src, msg, plain)
+				i++
+			}
+		})
+	}
 	b.Run("TextFormatter", func(b *testing.B) {
 		var f logproto.TextFormatter
 		var out []byte

@@ -313,11 +313,11 @@ func (d *Daemon) console(ctx context.Context) error {
 		if b.Lost > 0 {
 			skipped += b.Lost
 			out = text.append(out, now(), []byte(Source),
-				fmt.Appendf(nil, "console too slow: %d entries not echoed (%d in all)", b.Lost, skipped))
+				fmt.Appendf(nil, "console too slow: %d entries not echoed (%d in all)", b.Lost, skipped), false)
 		}
 		for i := range b.Entries {
 			e := &b.Entries[i]
-			out = text.append(out, e.Time, e.Source, e.Msg)
+			out = text.append(out, e.Time, e.Source, e.Msg, e.Flags&ring.FlagPlain != 0)
 		}
 		cursor = b.Next
 		if len(out) > 0 {

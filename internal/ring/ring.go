@@ -44,6 +44,11 @@ const (
 	// FlagRaw marks a syslog message kept as raw text because it could not
 	// be parsed.
 	FlagRaw
+	// FlagPlain says the message is made only of bytes that every output
+	// format writes as they are (logproto.PlainLen), so readers copy it
+	// instead of scanning it for bytes to escape. Set it only on a message
+	// checked byte by byte; cutting the message keeps it true.
+	FlagPlain
 )
 
 // MaxSourceLen and MaxSDLen bound the variable parts of an entry other than
@@ -280,11 +285,11 @@ func (r *Ring) appendLocked(e *Entry) {
 	p += copy(r.arena[p:], src)
 	p += copy(r.arena[p:], sd)
 	copy(r.arena[p:], msg)
-	r.slots[r.nextSlot] = slot{
-		time: e.Time, origTime: e.OrigTime, off: off,
-		msgLen: uint32(len(msg)), srcLen: uint16(len(src)), sdLen: uint16(len(sd)),
-		pid: e.PID, facility: e.Facility, severity: e.Severity, flags: flags,
-	}
+	// Every field, one by one (see readLocked).
+	s := &r.slots[r.nextSlot]
+	s.time, s.origTime, s.off = e.Time, e.OrigTime, off
+	s.msgLen, s.srcLen, s.sdLen = uint32(len(msg)), uint16(len(src)), uint16(len(sd))
+	s.pid, s.facility, s.severity, s.flags = e.PID, e.Facility, e.Severity, flags
 	r.next++
 	if r.nextSlot++; r.nextSlot == len(r.slots) {
 		r.nextSlot = 0
@@ -615,6 +620,12 @@ func (r *Ring) readLocked(cursor uint64, b *Batch, maxEntries, maxBytes int) {
 	if cap(b.buf) < maxBytes {
 		b.buf = make([]byte, 0, maxBytes)
 	}
+	// Consecutive entries lie one after the other in the arena (but
+	// where it wraps): their bytes are copied a run at a time, not one
+	// entry at a time. The run [spanOff, spanOff+spanLen) goes to
+	// buf[w-spanLen:w].
+	buf := b.buf[:cap(b.buf)]
+	w, spanOff, spanLen := 0, 0, 0
 	// One division for the whole batch, not one per entry.
 	nslots := uint64(len(r.slots))
 	i := cursor % nslots
@@ -624,22 +635,44 @@ func (r *Ring) readLocked(cursor uint64, b *Batch, maxEntries, maxBytes int) {
 			i = 0
 		}
 		n := int(s.srcLen) + int(s.sdLen) + int(s.msgLen)
-		if len(b.buf)+n > maxBytes && len(b.Entries) > 0 {
+		if w+n > maxBytes && len(b.Entries) > 0 {
 			break
 		}
-		start := len(b.buf)
-		b.buf = append(b.buf, r.arena[s.off:s.off+n]...)
+		if w+n > len(buf) {
+			// A first entry larger than maxBytes (nothing is
+			// pending yet).
+			buf = make([]byte, n)
+		}
+		if spanLen > 0 && s.off != spanOff+spanLen {
+			copy(buf[w-spanLen:w], r.arena[spanOff:spanOff+spanLen])
+			spanLen = 0
+		}
+		if spanLen == 0 {
+			spanOff = s.off
+		}
+		spanLen += n
+		start := w
+		w += n
 		p1 := start + int(s.srcLen)
 		p2 := p1 + int(s.sdLen)
 		p3 := p2 + int(s.msgLen)
-		b.Entries = append(b.Entries, Entry{
-			Seq: cursor, Time: s.time, OrigTime: s.origTime,
-			Source: b.buf[start:p1:p1], SD: b.buf[p1:p2:p2], Msg: b.buf[p2:p3:p3],
-			PID: s.pid, Facility: s.facility, Severity: s.severity, Flags: s.flags,
-		})
+		if len(b.Entries) < cap(b.Entries) {
+			b.Entries = b.Entries[:len(b.Entries)+1]
+		} else {
+			b.Entries = append(b.Entries, Entry{})
+		}
+		// Every field, one by one: a composite literal is built on the
+		// stack and then copied in 16-byte moves, which stall on the
+		// stores just made (no store-to-load forwarding).
+		e := &b.Entries[len(b.Entries)-1]
+		e.Seq, e.Time, e.OrigTime = cursor, s.time, s.origTime
+		e.Source, e.SD, e.Msg = buf[start:p1:p1], buf[p1:p2:p2], buf[p2:p3:p3]
+		e.PID, e.Facility, e.Severity, e.Flags = s.pid, s.facility, s.severity, s.flags
 	}
-	// b.buf may have been reallocated by a first oversized entry: the
-	// slices above were taken after each append, so they stay valid.
+	copy(buf[w-spanLen:w], r.arena[spanOff:spanOff+spanLen])
+	// buf may be a new array for a first oversized entry: the next read
+	// makes one of maxBytes again.
+	b.buf = buf[:w]
 	b.Next = cursor
 }
 

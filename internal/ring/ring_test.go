@@ -485,3 +485,64 @@ func TestIdleFollowerIsWaitedFor(t *testing.T) {
 		t.Fatalf("read %d of 500", got)
 	}
 }
+
+func sameBatch(t *testing.T, what string, got, want *Batch) {
+	t.Helper()
+	if got.Lost != want.Lost || got.Next != want.Next || len(got.Entries) != len(want.Entries) {
+		t.Fatalf("%s: lost %d next %d, %d entries; want lost %d next %d, %d entries", what,
+			got.Lost, got.Next, len(got.Entries), want.Lost, want.Next, len(want.Entries))
+	}
+	for i := range got.Entries {
+		g, w := got.Entries[i], want.Entries[i]
+		if g.Seq != w.Seq || g.Time != w.Time || g.OrigTime != w.OrigTime || !bytes.Equal(g.Source, w.Source) ||
+			!bytes.Equal(g.SD, w.SD) || !bytes.Equal(g.Msg, w.Msg) || g.PID != w.PID || g.Facility != w.Facility ||
+			g.Severity != w.Severity || g.Flags != w.Flags {
+			t.Fatalf("%s: entry %d is %+v, want %+v", what, i, g, w)
+		}
+	}
+}
+
+// TestReadReusedBatch: a batch read into again and again (as readers
+// do) holds exactly the entries appended, whatever the entries it held
+// before (every field is written anew), through evictions, the arena's
+// wrapping, empty entries and first entries beyond the byte limit (the
+// bytes are copied a run of contiguous entries at a time).
+func TestReadReusedBatch(t *testing.T) {
+	r := mustNew(t, Config{MaxEntries: 50, MaxBytes: MinBytes + 2000})
+	var reused Batch
+	appended := map[uint64]Entry{}
+	seed := uint64(1)
+	rnd := func(n int) int {
+		seed = seed*6364136223846793005 + 1442695040888963407
+		return int(seed>>33) % n
+	}
+	for round := 0; round < 500; round++ {
+		for n := rnd(30); n > 0; n-- {
+			e := Entry{Time: int64(rnd(1000) + 1), Source: []byte(fmt.Sprint("s", rnd(4))),
+				Msg: bytes.Repeat([]byte{byte('a' + rnd(26))}, rnd(300))}
+			if rnd(2) == 0 {
+				e.OrigTime, e.SD, e.PID = int64(rnd(3)+1), []byte(`[x@1 a="b"]`), int32(rnd(100)+1)
+				e.Facility, e.Severity, e.Flags = uint8(rnd(24)+1), uint8(rnd(8)+1), uint8(rnd(31)+1)
+			}
+			if rnd(8) == 0 {
+				// Nothing at all: it takes a byte of the arena, so
+				// the entries around it are not contiguous there.
+				e.Source, e.Msg, e.SD = nil, nil, nil
+			}
+			e.Seq = r.Append(e)
+			appended[e.Seq] = e
+		}
+		first, next := r.Bounds()
+		cursor := first - min(first-1, uint64(rnd(3))) + uint64(rnd(int(next-first)+2))
+		maxEntries, maxBytes := rnd(60)+1, rnd(3000)+1
+		var fresh Batch
+		r.Read(cursor, &fresh, maxEntries, maxBytes)
+		r.Read(cursor, &reused, maxEntries, maxBytes)
+		want := Batch{Lost: fresh.Lost, Next: fresh.Next}
+		for _, e := range fresh.Entries {
+			want.Entries = append(want.Entries, appended[e.Seq])
+		}
+		sameBatch(t, fmt.Sprintf("round %d: Read(%d) into a fresh batch", round, cursor), &fresh, &want)
+		sameBatch(t, fmt.Sprintf("round %d: Read(%d) into a used batch", round, cursor), &reused, &want)
+	}
+}
