@@ -24,15 +24,22 @@ var plainByte = func() (t [256]bool) {
 // PlainLen returns the length of the longest prefix of b made of plain
 // bytes: len(b) if b is plain. Looking for the end of a line, it stops at
 // the newline of a plain line (a newline is not plain).
-func PlainLen(b []byte) int {
-	// 16 bytes at a time with SSE2 where there is assembly for it (see
-	// plain_amd64.s), then the rest.
-	i := plainBlocks(b)
+func PlainLen(b []byte) int { return plainLen(b, plainBlocks) }
+
+// plainLen is PlainLen with blocks scanning b's whole blocks of 16 bytes
+// first (blocks returns the index of the first byte that is not plain in
+// them, or len(b)&^15): with SSE2 or AVX2 where there is assembly for it
+// (plain_amd64.s), else plainBlocksGo. Then the rest.
+func plainLen(b []byte, blocks func([]byte) int) int {
+	i := blocks(b)
 	if i < len(b)&^15 {
 		return i
 	}
 	return i + plainLenWords(b[i:])
 }
+
+// plainBlocksGo is plainBlocks in Go, for where there is no assembly.
+func plainBlocksGo(b []byte) int { return plainLenWords(b[:len(b)&^15]) }
 
 // plainLenWords is PlainLen eight bytes at a time, in Go.
 func plainLenWords(b []byte) int {

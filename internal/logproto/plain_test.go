@@ -35,6 +35,13 @@ func checkPlain(t *testing.T, b []byte) {
 	if got := plainLenWords(b); got != want {
 		t.Fatalf("plainLenWords(%q) = %d, want %d", b, got, want)
 	}
+	// What other processors than amd64 run, checked on all.
+	if got := plainLen(b, plainBlocksGo); got != want {
+		t.Fatalf("PlainLen(%q) in Go alone = %d, want %d", b, got, want)
+	}
+	if got, want := plainBlocksGo(b), min(want, len(b)&^15); got != want {
+		t.Fatalf("plainBlocksGo(%q) = %d, want %d", b, got, want)
+	}
 	if checkBlocks != nil {
 		checkBlocks(t, b)
 	}
