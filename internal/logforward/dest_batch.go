@@ -3,6 +3,7 @@ package logforward
 import (
 	"crypto/tls"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -143,7 +144,7 @@ func newHTTP(p config.Parsed, o *batch.Opts, bo batch.Options, tc *tls.Config, m
 func newRedis(p config.Parsed, o *batch.Opts, bo batch.Options, tc *tls.Config, hostname string) (drain.Destination, error) {
 	ro := redis.Options{Addr: p.Addr, TLS: tc, Key: o.Str("redis_key", "logtube"),
 		Stream:  o.OneOf("type", "list", "list", "stream") == "stream",
-		MaxLen:  o.Int("maxlen", 1000000, 1, 1<<40),
+		MaxLen:  o.Int("maxlen", 1000000, 1, math.MaxInt32),
 		Timeout: o.Duration("timeout", 10*time.Second, time.Hour),
 		Event: redis.Event{Host: hostname, Env: o.Str("env", "default"), Project: o.Str("project", "lklog"),
 			Topic: o.OneOf("topic", "severity", "severity", "source")},

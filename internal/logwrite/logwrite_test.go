@@ -663,7 +663,7 @@ func dirtyPages(t *testing.T, path string) uint64 {
 	if err := unix.Statfs(path, &sfs); err != nil {
 		t.Fatal(err)
 	}
-	if sfs.Type == unix.TMPFS_MAGIC || sfs.Type == unix.RAMFS_MAGIC {
+	if m := uint32(sfs.Type); m == unix.TMPFS_MAGIC || m == unix.RAMFS_MAGIC {
 		t.Skipf("%s is in memory: nothing is ever written to a disk", path)
 	}
 	f, err := os.Open(path)
