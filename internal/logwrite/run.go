@@ -244,6 +244,7 @@ func (w *writer) session(ctx context.Context, st *State, first *bool) (bool, err
 				if err := w.retry(ctx, "disk trouble", w.checkpoint); err != nil {
 					return progressed, err
 				}
+				w.rep.clear("disk trouble", "disk trouble: the checkpoint worked when made again")
 			} else if caughtUpLater {
 				// Caught up while it was under way (below).
 				if err := w.retry(ctx, "disk trouble", w.checkpointLater); err != nil {
