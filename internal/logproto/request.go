@@ -149,6 +149,14 @@ func ParseRequest(line []byte) (Request, error) {
 	if err := r.Validate(); err != nil {
 		return Request{}, err
 	}
+	// An empty list filters nothing, as a missing one: one form for both,
+	// so that a request read, written and read again is the same.
+	if len(r.Sources) == 0 {
+		r.Sources = nil
+	}
+	if len(r.Exclude) == 0 {
+		r.Exclude = nil
+	}
 	return r, nil
 }
 
