@@ -5,9 +5,10 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/lklog/lklog/internal/testutil"
 )
 
 // TestAskMemlogdRetriesBusy: a memlogd refusing the question because every
@@ -52,39 +53,16 @@ func TestAskMemlogdRetriesBusy(t *testing.T) {
 // at the query timeout.
 func TestAskMemlogdLinuxKitQuickly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
+	testutil.ServeUnix(t, path, func(c net.Conn) {
+		b := make([]byte, 1)
+		if n, _ := c.Read(b); n == 1 && b[0] == 0 {
+			c.Write([]byte(`{"time":"2026-01-01T00:00:00Z","source":"memlogd","msg":"memlogd started"}` + "\n"))
 			c.Close()
 		}
 	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			b := make([]byte, 1)
-			if n, _ := c.Read(b); n == 1 && b[0] == 0 {
-				c.Write([]byte(`{"time":"2026-01-01T00:00:00Z","source":"memlogd","msg":"memlogd started"}` + "\n"))
-				c.Close()
-			}
-		}
-	}()
 	const timeout = 20 * time.Second
 	start := time.Now()
-	_, err = askMemlogd(context.Background(), path, timeout)
+	_, err := askMemlogd(context.Background(), path, timeout)
 	if err == nil || !strings.Contains(err.Error(), "LinuxKit") {
 		t.Fatalf("askMemlogd: %v; want LinuxKit's memlogd named", err)
 	}

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -359,46 +358,21 @@ func TestClosedStdout(t *testing.T) {
 // path and the request bytes seen so far.
 func legacyServer(t *testing.T, closeOthers bool) (string, *tu.Buffer) {
 	path := filepath.Join(tu.ShortTempDir(t), "lk.sock")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	var requests tu.Buffer
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
+	tu.ServeUnix(t, path, func(c net.Conn) {
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil {
+			c.Close()
+			return
+		}
+		fmt.Fprintf(&requests, "%02x ", b[0])
+		if b[0] == 0 {
+			io.WriteString(c, legacyReply)
+			c.Close()
+		} else if closeOthers {
 			c.Close()
 		}
 	})
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() {
-				var b [1]byte
-				if _, err := c.Read(b[:]); err != nil {
-					c.Close()
-					return
-				}
-				fmt.Fprintf(&requests, "%02x ", b[0])
-				if b[0] == 0 {
-					io.WriteString(c, legacyReply)
-					c.Close()
-				} else if closeOthers {
-					c.Close()
-				}
-			}()
-		}
-	}()
 	return path, &requests
 }
 

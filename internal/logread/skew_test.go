@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,44 +20,18 @@ import (
 // recorded.
 func replayServer(t *testing.T, reply []byte) string {
 	path := filepath.Join(tu.ShortTempDir(t), "q.sock")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var held []net.Conn
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
+	tu.ServeUnix(t, path, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if first, err := br.Peek(1); err != nil || first[0] != '{' {
+			return // held open until the test ends
+		}
+		if _, err := br.ReadString('\n'); err != nil {
 			c.Close()
+			return
 		}
+		c.Write(reply)
+		c.Close()
 	})
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				br := bufio.NewReader(c)
-				first, err := br.Peek(1)
-				if err != nil || first[0] != '{' {
-					mu.Lock()
-					held = append(held, c)
-					mu.Unlock()
-					return
-				}
-				if _, err := br.ReadString('\n'); err != nil {
-					c.Close()
-					return
-				}
-				c.Write(reply)
-				c.Close()
-			}()
-		}
-	}()
 	return path
 }
 

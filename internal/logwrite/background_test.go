@@ -8,11 +8,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lklog/lklog/internal/logproto"
+	"github.com/lklog/lklog/internal/testutil"
 )
 
 // gate holds a background checkpoint before it syncs until released.
@@ -194,20 +194,6 @@ func TestCheckpointInBackgroundFails(t *testing.T) {
 // half is closed, keeping the stream open; LinuxKit's request is left
 // unanswered. next is the hello's next.
 func standIn(t *testing.T, sock string, n int, next int, half <-chan struct{}) {
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var held []net.Conn
-	var mu sync.Mutex
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
 	entries := func(from, to int) []byte {
 		var b []byte
 		for i := from; i <= to; i++ {
@@ -215,30 +201,19 @@ func standIn(t *testing.T, sock string, n int, next int, half <-chan struct{}) {
 		}
 		return b
 	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-			go func() {
-				br := bufio.NewReader(c)
-				if first, err := br.Peek(1); err != nil || first[0] != '{' {
-					return
-				}
-				if _, err := br.ReadString('\n'); err != nil {
-					return
-				}
-				hello := fmt.Sprintf(`{"type":"hello","instance":"slow1","boot":"b","first":1,"next":%d}`+"\n", next)
-				c.Write(append([]byte(hello), entries(1, n/2)...))
-				<-half
-				c.Write(entries(n/2+1, n))
-			}()
+	testutil.ServeUnix(t, sock, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if first, err := br.Peek(1); err != nil || first[0] != '{' {
+			return // LinuxKit's request: left unanswered
 		}
-	}()
+		if _, err := br.ReadString('\n'); err != nil {
+			return
+		}
+		hello := fmt.Sprintf(`{"type":"hello","instance":"slow1","boot":"b","first":1,"next":%d}`+"\n", next)
+		c.Write(append([]byte(hello), entries(1, n/2)...))
+		<-half
+		c.Write(entries(n/2+1, n))
+	})
 }
 
 // memlogd's newest entry is one it does not send logwrite (its own last

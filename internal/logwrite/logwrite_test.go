@@ -22,6 +22,7 @@ import (
 	"github.com/lklog/lklog/internal/logclient"
 	"github.com/lklog/lklog/internal/logfile"
 	"github.com/lklog/lklog/internal/logproto"
+	"github.com/lklog/lklog/internal/testutil"
 )
 
 // LinuxKit's own test: with -max-log-size 1024 the file is rotated to
@@ -435,51 +436,26 @@ func TestLegacySilentQuickNoLoss(t *testing.T) {
 	_, lwBin := build(t)
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "q.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
 	const n = 1000
-	go func() {
-		var began time.Time
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			if began.IsZero() {
-				began = time.Now()
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			b := make([]byte, 1)
-			if _, err := c.Read(b); err != nil || b[0] != 2 {
-				continue // never answered, never closed
-			}
-			// The ring wraps 2 s after the first connection: the
-			// first half of the lines is gone for a later request.
-			from := 1
-			if time.Since(began) > 2*time.Second {
-				from = n/2 + 1
-			}
-			w := bufio.NewWriter(c)
-			for i := from; i <= n; i++ {
-				fmt.Fprintf(w, `{"time":"2024-01-02T03:04:05Z","source":"app","msg":"n %d"}`+"\n", i)
-			}
-			w.Flush()
+	firstConn := sync.OnceValue(time.Now)
+	testutil.ServeUnix(t, sock, func(c net.Conn) {
+		began := firstConn()
+		b := make([]byte, 1)
+		if _, err := c.Read(b); err != nil || b[0] != 2 {
+			return // never answered, never closed
 		}
-	}()
+		// The ring wraps 2 s after the first connection: the
+		// first half of the lines is gone for a later request.
+		from := 1
+		if time.Since(began) > 2*time.Second {
+			from = n/2 + 1
+		}
+		w := bufio.NewWriter(c)
+		for i := from; i <= n; i++ {
+			fmt.Fprintf(w, `{"time":"2024-01-02T03:04:05Z","source":"app","msg":"n %d"}`+"\n", i)
+		}
+		w.Flush()
+	})
 	logDir := filepath.Join(dir, "log")
 	began := time.Now()
 	lw := start(t, lwBin, "-socket", sock, "-log-dir", logDir)

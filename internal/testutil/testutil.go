@@ -387,6 +387,40 @@ func ShortTempDir(t testing.TB) string {
 	return d
 }
 
+// ServeUnix listens on the unix stream socket path and runs handle for
+// each connection in its own goroutine: a stand-in server. The listener
+// and every connection it accepted (handled or still held open) are
+// closed when the test ends.
+func ServeUnix(t testing.TB, path string, handle func(net.Conn)) {
+	t.Helper()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go handle(c)
+		}
+	}()
+}
+
 // PID is memlogd's process id.
 func (d *Daemon) PID() int { return d.Cmd.Process.Pid }
 
