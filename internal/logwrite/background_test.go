@@ -317,3 +317,30 @@ func TestSyncAlwaysHasNoQuickCheckpoints(t *testing.T) {
 		t.Errorf("-sync always: %d checkpoints, %d synced, %d rotated files waiting; want all synced, none waiting", w.stats.Checkpoints, w.stats.Synced, len(w.unsynced))
 	}
 }
+
+// Rotated files wait for the next synced checkpoint open, but no more
+// than maxUnsynced of them: the rotation past that makes a synced
+// checkpoint, which syncs and closes them all.
+func TestUnsyncedRotatedFilesBounded(t *testing.T) {
+	dir := t.TempDir()
+	w := newWriter(Config{LogDir: dir, Sync: SyncCheckpoint, CheckpointInterval: time.Hour, ReportInterval: time.Hour, MaxLogSize: 40, MaxLogFiles: 1000}, io.Discard)
+	defer w.closeAll()
+	w.cursor = logproto.Cursor{Instance: "i"}
+	most := 0
+	for i := 1; w.stats.Rotations < 2*maxUnsynced+10; i++ {
+		if i > 10*maxUnsynced {
+			t.Fatalf("%d rotations after %d lines of 40-byte files", w.stats.Rotations, i)
+		}
+		rec := logproto.Record{Seq: uint64(i), Source: "a", Msg: fmt.Sprintf("line %d", i), Time: time.Unix(1700000000, 0)}
+		if err := w.record(context.Background(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, len(w.unsynced))
+	}
+	if most > maxUnsynced {
+		t.Errorf("%d rotated files waited for a sync, want at most %d", most, maxUnsynced)
+	}
+	if w.stats.Synced < 2 {
+		t.Errorf("%d rotations made %d synced checkpoints, want 2 or more", w.stats.Rotations, w.stats.Synced)
+	}
+}
